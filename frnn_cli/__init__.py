@@ -1,0 +1,7 @@
+"""frnn: train a fully recurrent tanh network with BPTT on the 2-sequence latch task.
+
+The core modules (:mod:`frnn_cli.data`, :mod:`frnn_cli.model`, :mod:`frnn_cli.gradcheck`)
+depend on NumPy only; the command line lives in :mod:`frnn_cli.cli`.
+"""
+
+__version__ = "0.1.0"

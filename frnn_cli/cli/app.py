@@ -1,0 +1,85 @@
+"""The Typer application, its error handling and the registration of every command."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from frnn_cli import __version__
+from frnn_cli.errors import BadInput, ExperimentFailed
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _fail(message: str, code: int) -> None:
+    typer.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+class FrnnGroup(TyperGroup):
+    """Click group that turns every error into one line on stderr and an exit code.
+
+    Runs click in non-standalone mode so that usage errors, :class:`BadInput`,
+    :class:`ExperimentFailed` and Ctrl-C reach this method, also under ``CliRunner``.
+    """
+
+    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.TyperException as exc:  # click's usage errors: bad flag, bad option value
+            message = (exc.format_message() or str(exc)).strip().splitlines()
+            _fail(" ".join(message), exc.exit_code or EXIT_USAGE)
+        except BadInput as exc:
+            _fail(str(exc), EXIT_USAGE)
+        except ExperimentFailed as exc:
+            _fail(str(exc), EXIT_FAILED)
+        except (KeyboardInterrupt, typer.Abort):
+            _fail("interrupted", EXIT_INTERRUPTED)
+        # Typer returns the code of typer.Exit (130 for Ctrl-C) in non-standalone mode.
+        code = rv if isinstance(rv, int) else EXIT_OK
+        if code == EXIT_INTERRUPTED:
+            _fail("interrupted", EXIT_INTERRUPTED)
+        sys.exit(code)
+
+
+app = typer.Typer(
+    cls=FrnnGroup,
+    name="frnn",
+    help="Train a fully recurrent tanh network with BPTT on the 2-sequence latch task and find "
+    "the longest sequence length T it learns better than chance.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"frnn {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """frnn: how far can a vanilla RNN carry one bit through noise?"""
+
+
+# Registration: one line per command module.
+from frnn_cli.cli import cmd_generate, cmd_gradcheck  # noqa: E402
+
+app.command("generate", no_args_is_help=False)(cmd_generate.generate)
+app.command("gradcheck")(cmd_gradcheck.gradcheck)
+
+
+def main() -> None:
+    """Console-script entry point ``frnn``."""
+    app()

@@ -1,0 +1,355 @@
+"""Typed experiment configuration: schema, strict YAML loading, ``key=value`` overrides.
+
+One flat dataclass, :class:`Config`, is the schema for ``frnn train`` and the jobs of
+``frnn sweep``; other commands (``gradcheck``) declare their own small dataclass and reuse
+the same loader. Every value passes through :func:`coerce`, so a YAML file and a
+command-line override obey the same rules.
+
+YAML is read with the YAML 1.2 core schema instead of PyYAML's YAML 1.1 defaults, because
+YAML 1.1 has traps that silently change an experiment:
+
+* ``1e-3`` is a *string* in YAML 1.1 (it wants ``1.0e-3``); here it is the float 0.001;
+* ``yes/no/on/off`` are booleans in YAML 1.1; here they stay strings, and a non-boolean key
+  given one is an error;
+* ``1:20`` is the base-60 integer 80 in YAML 1.1; here it is the string "1:20", an error
+  for an integer key;
+* a duplicate key silently keeps the last value in PyYAML; here it is an error naming the
+  key and its line.
+
+Only plain scalars and mappings are built (``yaml.SafeLoader`` underneath: no Python
+objects). Errors are :class:`frnn_cli.errors.BadInput` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from frnn_cli.errors import BadInput
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 core-schema scalars and an error on duplicate keys."""
+
+
+# Replace the YAML 1.1 implicit resolvers with the YAML 1.2 core schema.
+_Loader.yaml_implicit_resolvers = {}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+    list("-+0123456789"),
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
+_Loader.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
+    text = loader.construct_scalar(node)
+    if text.startswith("0o"):
+        return int(text[2:], 8)
+    return int(text, 0) if text.startswith("0x") else int(text)
+
+
+def _construct_float(loader: yaml.SafeLoader, node: yaml.Node) -> float:
+    text = loader.construct_scalar(node).lower()
+    if text.endswith(".inf"):
+        return float("-inf") if text.startswith("-") else float("inf")
+    if text == ".nan":
+        return float("nan")
+    return float(text)
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise BadInput(f"duplicate key {key!r} at line {line} (first set at line {seen[key]})")
+        seen[key] = line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+_Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def parse_scalar(text: str) -> Any:
+    """Read one ``key=value`` value as a YAML 1.2 scalar: "1e-3" -> 0.001, "on" -> "on".
+
+    Raises
+    ------
+    BadInput
+        If the text is not a single scalar.
+    """
+    try:
+        value = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, (dict, list)):
+        return text
+    return value
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Load a YAML mapping from a file with the rules in the module docstring.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    dict (empty for an empty file)
+
+    Raises
+    ------
+    BadInput
+        If the file is missing or unreadable, is not valid YAML, has a duplicate key, or
+        its top level is not a mapping.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInput(f"config file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"cannot read config file {str(path)!r}: {exc}") from None
+    try:
+        data = yaml.load(text, Loader=_Loader)
+    except BadInput as exc:
+        raise BadInput(f"{path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise BadInput(f"{path}: not valid YAML{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise BadInput(f"{path}: expected a mapping of keys to values, got a {type(data).__name__}")
+    return data
+
+
+# ---------------------------------------------------------------------------------------
+# The schema
+
+
+@dataclass
+class Config:
+    """Settings of one training run (the reference setting by default).
+
+    Every field is a flat key in YAML and on the command line (``hidden=64``).
+    ``choices`` in a field's metadata lists the allowed strings; ``min`` the smallest
+    allowed number; ``gt`` a number the value must exceed.
+    """
+
+    # Sequence length T of the task (time steps per sequence).
+    T: int = field(default=2, metadata={"min": 1})
+    # Hidden size I (number of recurrent tanh units).
+    hidden: int = field(default=32, metadata={"min": 1})
+    # Learning rate eta of the optimizer.
+    lr: float = field(default=1.0, metadata={"gt": 0})
+    # Number of parameter updates (gradient steps).
+    steps: int = field(default=2000, metadata={"min": 1})
+    # Sequences per update (B); each step draws a fresh batch.
+    batch_size: int = field(default=32, metadata={"min": 1})
+    # Master seed: initial weights, training batches, validation and test sets derive from it.
+    seed: int = field(default=0, metadata={"min": 0})
+    # Initialisation: uniform (reference), glorot, orthogonal.
+    init: str = field(default="uniform", metadata={"choices": ("uniform", "glorot", "orthogonal")})
+    # Half-width of the uniform initialisation interval (reference: 0.01).
+    init_scale: float = field(default=0.01, metadata={"min": 0})
+    # Optimizer: sgd (plain gradient descent, the reference), momentum, adam.
+    optimizer: str = field(default="sgd", metadata={"choices": ("sgd", "momentum", "adam")})
+    # Momentum coefficient for optimizer=momentum.
+    momentum: float = field(default=0.9, metadata={"min": 0})
+    # Clip the global gradient norm to this value (Pascanu et al. 2013); null = off.
+    clip: float | None = field(default=None, metadata={"gt": 0})
+    # Evaluate on the validation set every this many steps.
+    eval_every: int = field(default=50, metadata={"min": 1})
+    # Validation sequences (fixed for the whole run).
+    n_val: int = field(default=500, metadata={"min": 1})
+    # Test sequences, drawn fresh after training.
+    n_test: int = field(default=2000, metadata={"min": 1})
+    # Early stopping: stop after this many evaluations without improvement; 0 = off.
+    patience: int = field(default=0, metadata={"min": 0})
+    # Early stopping: also stop once validation accuracy is 1.0 and loss is below this.
+    stop_loss: float = field(default=0.01, metadata={"min": 0})
+    # Significance level of the one-sided binomial test against chance.
+    alpha: float = field(default=0.01, metadata={"gt": 0})
+
+
+def field_names(schema: type) -> list[str]:
+    """Names of a dataclass schema's fields, in declaration order."""
+    return [f.name for f in fields(schema)]
+
+
+def _field(schema: type, key: str) -> dataclasses.Field:
+    for f in fields(schema):
+        if f.name == key:
+            return f
+    names = field_names(schema)
+    close = difflib.get_close_matches(key, names, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise BadInput(f"unknown key {key!r}{hint}; known keys: {', '.join(names)}")
+
+
+def _field_type(schema: type, f: dataclasses.Field) -> tuple[type, bool]:
+    """(base type, optional?) of a field, resolving string annotations."""
+    hints = typing.get_type_hints(schema)
+    tp = hints[f.name]
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args:
+        return next(a for a in args if a is not type(None)), True
+    return tp, False
+
+
+_TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def coerce(schema: type, key: str, value: Any) -> Any:
+    """Check one value against the schema's field ``key`` and return it with the field's type.
+
+    Strings from the command line are read as YAML 1.2 scalars first ("1e-3" -> 0.001).
+    Integers are accepted for float fields (converted); floats with an integral value are
+    *not* accepted for integer fields; booleans only for boolean fields.
+
+    Raises
+    ------
+    BadInput
+        Unknown key (with a suggestion), wrong type, a value outside the allowed range or
+        choices, or a list/range (``0.1,0.3``, ``1..20``) which only ``frnn sweep`` takes.
+    """
+    f = _field(schema, key)
+    tp, optional = _field_type(schema, f)
+    raw = value
+    if isinstance(value, str):
+        if tp is not str and ("," in value or ".." in value):
+            raise BadInput(f"{key}={value} is a list or range of values; one run takes one value (use frnn sweep for a grid)")
+        value = parse_scalar(value)
+    if value is None:
+        if optional:
+            return None
+        raise BadInput(f"{key}: expected {_TYPE_WORDS.get(tp, tp.__name__)}, got an empty value")
+    if isinstance(value, str) and optional and value.lower() in ("none", "off"):
+        return None
+    ok = (
+        (tp is bool and isinstance(value, bool))
+        or (tp is int and isinstance(value, int) and not isinstance(value, bool))
+        or (tp is float and isinstance(value, (int, float)) and not isinstance(value, bool))
+        or (tp is str and isinstance(value, (str, int, float)) and not isinstance(value, bool))
+    )
+    if not ok:
+        raise BadInput(f"{key}: expected {_TYPE_WORDS.get(tp, tp.__name__)}, got {raw!r}")
+    value = tp(value)
+    meta = f.metadata
+    if tp is float and not (value == value and abs(value) != float("inf")):
+        raise BadInput(f"{key}: expected a finite number, got {raw!r}")
+    if "choices" in meta and value not in meta["choices"]:
+        raise BadInput(f"{key}: expected one of {', '.join(meta['choices'])}, got {raw!r}")
+    if "min" in meta and value < meta["min"]:
+        raise BadInput(f"{key}: expected a value >= {meta['min']}, got {raw!r}")
+    if "gt" in meta and not value > meta["gt"]:
+        raise BadInput(f"{key}: expected a value > {meta['gt']}, got {raw!r}")
+    return value
+
+
+def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """Split command-line ``key=value`` words into a dict of raw strings (not yet typed).
+
+    Raises
+    ------
+    BadInput
+        A word without ``=`` or with an empty key, or the same key twice.
+    """
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise BadInput(f"expected key=value, got {item!r}")
+        if key in out:
+            raise BadInput(f"key {key!r} given twice on the command line")
+        out[key] = value
+    return out
+
+
+def build(schema: type, values: dict[str, Any]) -> Any:
+    """An instance of ``schema`` from defaults updated with ``values`` (each coerced).
+
+    Raises
+    ------
+    BadInput
+        As :func:`coerce`.
+    """
+    return schema(**{k: coerce(schema, k, v) for k, v in values.items()})
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    schema: type = Config,
+) -> Any:
+    """Resolve a config: built-in defaults, then the YAML file, then ``key=value`` overrides.
+
+    Parameters
+    ----------
+    path : str, Path or None
+        YAML file that may set any subset of the schema's keys; None for defaults only.
+    overrides : list of "key=value" strings
+        Command-line overrides; they win over the file.
+    schema : dataclass type, default :class:`Config`
+
+    Returns
+    -------
+    An instance of ``schema``.
+
+    Raises
+    ------
+    BadInput
+        Missing or invalid file, duplicate or unknown key, wrong type or range.
+    """
+    values: dict[str, Any] = {}
+    if path is not None:
+        data = load_yaml(path)
+        for key, value in data.items():
+            try:
+                values[str(key)] = coerce(schema, str(key), value)
+            except BadInput as exc:
+                raise BadInput(f"{path}: {exc}") from None
+    values.update(parse_overrides(overrides))
+    return build(schema, values)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """The config as a plain dict of Python scalars (for ``yaml.safe_dump`` and JSON)."""
+    return dataclasses.asdict(cfg)
+
+
+def dump_yaml(cfg: Any) -> str:
+    """The config as YAML text that :func:`load_config` reads back to an equal config.
+
+    Floats are written by ``yaml.safe_dump`` in a form (e.g. ``0.001``, ``1.0e-05``) that
+    both YAML 1.1 and 1.2 read as floats.
+    """
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=False)

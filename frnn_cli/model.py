@@ -1,0 +1,431 @@
+"""The fully recurrent network (Elman / vanilla tanh RNN) and its BPTT gradients.
+
+Letters used for shapes throughout: B sequences in a batch, T time steps, D inputs,
+I hidden units, K outputs. Parameters (no biases, as in the reference model):
+W (I, D) input weights, R (I, I) recurrent weights, V (K, I) read-out weights.
+
+Forward, for t = 1..T with a(0) = 0::
+
+    s(t) = W x(t) + R a(t-1)
+    a(t) = tanh(s(t))
+    z(t) = V a(t)                                   (logits)
+    L(t) = softplus(z(t)) - y(t) z(t)               (= binary cross-entropy of sigmoid(z))
+
+summed over the K outputs. With a target at the end (many-to-one, the task) the loss of a
+sequence is L(T); with a target at every step (many-to-many) it is sum_t L(t). The batch
+loss is the mean over the B sequences.
+
+Backward (backpropagation through time; Rumelhart, Hinton & Williams 1986; Werbos 1990),
+with delta(T+1) = 0::
+
+    psi(t)   = dL/dz(t) = sigmoid(z(t)) - y(t)         (0 where there is no target)
+    delta(t) = dL/ds(t) = (1 - a(t)^2) * (V^T psi(t) + R^T delta(t+1))
+    dV = sum_t psi(t) a(t)^T,  dW = sum_t delta(t) x(t)^T,  dR = sum_t delta(t) a(t-1)^T
+
+The term R^T delta(t+1) carries the error back through time; docs/gradients.md derives it.
+
+Implementation notes (this is the project's hot path). Arrays are stored time-major,
+(T, B, .), so each step reads and writes one contiguous (B, I) block. The input term
+W x(t) for all t, the derivatives 1 - a(t)^2, and the three weight gradients are each one
+vectorised call outside the time loop. Per time step the forward pass makes 3 NumPy calls
+(matmul into a preallocated row, add, tanh in place) and the backward pass 2 (multiply,
+matmul), plus 1 add per step when there is a target at every step. R is made contiguous
+as R^T once per call, so no matmul inside the loop sees a transposed view.
+NumPy only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+PARAM_NAMES = ("W", "R", "V")
+INITS = ("uniform", "glorot", "orthogonal")
+
+
+def init_params(
+    D: int,
+    I: int,
+    K: int,
+    rng: np.random.Generator,
+    init: str = "uniform",
+    init_scale: float = 0.01,
+    dtype: np.dtype | type = np.float64,
+) -> dict[str, np.ndarray]:
+    """Draw initial weights W (I, D), R (I, I), V (K, I).
+
+    Parameters
+    ----------
+    D, I, K : int
+        Input, hidden and output sizes, each >= 1.
+    rng : np.random.Generator
+        Source of every draw, in the order W, R, V.
+    init : {"uniform", "glorot", "orthogonal"}
+        ``uniform``: every entry U(-init_scale, init_scale) -- the reference setting with
+        init_scale = 0.01. ``glorot``: every matrix U(-r, r) with r = sqrt(6 / (fan_in +
+        fan_out)) (Glorot & Bengio 2010, eq. 16); init_scale is ignored. ``orthogonal``:
+        W and V as glorot, R a random orthogonal matrix (QR of a Gaussian matrix with the
+        signs of diag(R_qr) fixed; Saxe, McClelland & Ganguli 2014), so ||R||_2 = 1.
+    init_scale : float
+        Half-width of the uniform interval for ``init="uniform"``, >= 0.
+    dtype : float dtype, default float64
+
+    Returns
+    -------
+    dict with keys "W", "R", "V", C-contiguous arrays of ``dtype``.
+
+    Raises
+    ------
+    ValueError
+        If a size is < 1, init_scale < 0, or ``init`` is unknown.
+    """
+    for name, n in (("D", D), ("I", I), ("K", K)):
+        if int(n) != n or n < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {n!r}")
+    if init not in INITS:
+        raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
+    if not init_scale >= 0:
+        raise ValueError(f"init_scale must be >= 0, got {init_scale!r}")
+    shapes = {"W": (I, D), "R": (I, I), "V": (K, I)}
+    params = {}
+    for name, (rows, cols) in shapes.items():
+        if init == "uniform":
+            r = init_scale
+        else:
+            r = np.sqrt(6.0 / (rows + cols))
+        params[name] = rng.uniform(-r, r, size=(rows, cols))
+    if init == "orthogonal":
+        q, r_ = np.linalg.qr(rng.standard_normal((I, I)))
+        params["R"] = q * np.sign(np.diag(r_))
+    return {k: np.ascontiguousarray(v, dtype=dtype) for k, v in params.items()}
+
+
+@dataclass
+class Cache:
+    """What the backward pass needs from the forward pass (time-major arrays).
+
+    Attributes
+    ----------
+    x : ndarray (T, B, D)
+        Inputs.
+    A : ndarray (T + 1, B, I)
+        Hidden activations, A[0] = a(0) = 0 and A[t] = a(t).
+    z : ndarray (B, K) or (T, B, K)
+        Logits at the end (many-to-one) or at every step (many-to-many).
+    y : ndarray, same shape as ``z``
+        Targets.
+    per_step : bool
+        True for a target at every step.
+    """
+
+    x: np.ndarray
+    A: np.ndarray
+    z: np.ndarray
+    y: np.ndarray
+    per_step: bool
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    # 0.5 (1 + tanh(z/2)) equals 1 / (1 + e^-z) and never overflows.
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def bce_with_logits(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Binary cross-entropy of sigmoid(z) against y, computed stably from logits.
+
+    L = y log(1 + e^-z) + (1 - y) log(1 + e^z) = softplus(z) - y z, with
+    softplus(z) = log(1 + e^z) evaluated by ``np.logaddexp(0, z)`` (no overflow).
+
+    Parameters
+    ----------
+    z, y : ndarray, same shape, float
+        Logits and targets in [0, 1].
+
+    Returns
+    -------
+    ndarray, same shape: the loss of each entry, in nats.
+    """
+    return np.logaddexp(0.0, z) - y * z
+
+
+def run_forward(params: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Hidden states of the recurrence for a batch, time-major.
+
+    Parameters
+    ----------
+    params : dict with "W" (I, D), "R" (I, I)
+    x : ndarray (T, B, D), time-major inputs
+
+    Returns
+    -------
+    A : ndarray (T + 1, B, I), A[0] = 0 and A[t] = a(t) = tanh(W x(t) + R a(t-1)).
+    """
+    W, R = params["W"], params["R"]
+    T, B, D = x.shape
+    I = W.shape[0]
+    A = np.empty((T + 1, B, I), dtype=np.result_type(W, x))
+    A[0] = 0.0
+    # W x(t) for every t in one call; np.dot with a contiguous W^T is several times faster
+    # than matmul's broadcasting path when D = 1 (an outer product).
+    S_in = np.dot(x.reshape(T * B, D), np.ascontiguousarray(W.T)).reshape(T, B, I)
+    RT = np.ascontiguousarray(R.T)
+    for t in range(T):
+        a_t = A[t + 1]
+        np.matmul(A[t], RT, out=a_t)  # (B, I) = a(t-1) R^T
+        a_t += S_in[t]
+        np.tanh(a_t, out=a_t)
+    return A
+
+
+def forward(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray) -> tuple[float, Cache]:
+    """Mean loss over a batch, and the cache for :func:`backward`.
+
+    Parameters
+    ----------
+    params : dict with "W" (I, D), "R" (I, I), "V" (K, I)
+    x : ndarray (B, T, D)
+        Batch-major inputs.
+    y : ndarray (B, K) or (B, T, K)
+        Targets at the end of each sequence (many-to-one), or at every step (many-to-many).
+
+    Returns
+    -------
+    loss : float
+        Mean over the batch of L(T) (many-to-one) or of sum_t L(t) (many-to-many), in nats.
+    cache : Cache
+
+    Raises
+    ------
+    ValueError
+        If the shapes of x, y and the parameters do not fit together.
+    """
+    W, V = params["W"], params["V"]
+    if x.ndim != 3 or x.shape[2] != W.shape[1]:
+        raise ValueError(f"x must have shape (B, T, D={W.shape[1]}), got {x.shape}")
+    B, T, _ = x.shape
+    K = V.shape[0]
+    if y.shape == (B, K):
+        per_step = False
+    elif y.shape == (B, T, K):
+        per_step = True
+    else:
+        raise ValueError(f"y must have shape (B, K)=({B}, {K}) or (B, T, K)=({B}, {T}, {K}), got {y.shape}")
+    xt = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, D)
+    A = run_forward(params, xt)
+    if per_step:
+        yt = np.ascontiguousarray(y.transpose(1, 0, 2))  # (T, B, K)
+        z = A[1:] @ V.T  # (T, B, K)
+    else:
+        yt = y
+        z = A[T] @ V.T  # (B, K)
+    loss = float(bce_with_logits(z, yt).sum() / B)
+    return loss, Cache(x=xt, A=A, z=z, y=yt, per_step=per_step)
+
+
+def backward(params: dict[str, np.ndarray], cache: Cache) -> dict[str, np.ndarray]:
+    """Gradients of the mean batch loss by backpropagation through time.
+
+    Parameters
+    ----------
+    params : dict with "W" (I, D), "R" (I, I), "V" (K, I)
+    cache : Cache from :func:`forward` with the same parameters.
+
+    Returns
+    -------
+    dict with "W" (I, D), "R" (I, I), "V" (K, I): dL/dW, dL/dR, dL/dV, and
+    "delta" (T, B, I): delta(t) = dL/ds(t) for every step (time-major), which the
+    vanishing-gradient analysis reads.
+    """
+    R, V = params["R"], params["V"]
+    A, xt = cache.A, cache.x
+    T, B, D = xt.shape
+    I = R.shape[0]
+    psi = (_sigmoid(cache.z) - cache.y) / B  # dL/dz, with the 1/B of the batch mean
+    dA = 1.0 - A[1:] ** 2  # tanh'(s(t)) = 1 - a(t)^2, (T, B, I)
+    delta = np.empty_like(dA)
+    if cache.per_step:
+        top = psi @ V  # (T, B, I): V^T psi(t) for every t
+        g = top[T - 1].copy()
+    else:
+        top = None
+        g = psi @ V  # (B, I): dL/da(T)
+    for t in range(T - 1, -1, -1):
+        d_t = delta[t]
+        np.multiply(dA[t], g, out=d_t)  # delta(t) = (1 - a^2) * dL/da(t)
+        if t > 0:
+            np.matmul(d_t, R, out=g)  # R^T delta(t): the error sent back to a(t-1)
+            if top is not None:
+                g += top[t - 1]
+    delta2 = delta.reshape(T * B, I)
+    dW = delta2.T @ xt.reshape(T * B, D)
+    dR = delta2.T @ A[:-1].reshape(T * B, I)
+    if cache.per_step:
+        dV = psi.reshape(T * B, -1).T @ A[1:].reshape(T * B, I)
+    else:
+        dV = psi.T @ A[T]
+    return {"W": dW, "R": dR, "V": dV, "delta": delta}
+
+
+def _as_batch(x: np.ndarray, y: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Add a batch axis of 1 to an unbatched (T, D) sequence and its target."""
+    x = np.asarray(x)
+    if x.ndim == 2:
+        x = x[None]
+        if y is not None:
+            y = np.asarray(y)[None]
+    elif x.ndim != 3:
+        raise ValueError(f"x must have shape (T, D) or (B, T, D), got {x.shape}")
+    if y is not None:
+        y = np.asarray(y, dtype=x.dtype)
+    return x, y
+
+
+class FullyRecurrentNetwork:
+    """A fully recurrent tanh network with a sigmoid read-out, trained by BPTT.
+
+    Keeps the reference notebook's API: ``forward(x, y) -> loss``, ``backward() ->
+    (dW, dR, dV)``, ``update(eta)``, ``grad_check(eps, thresh)``. The maths lives in the
+    module functions :func:`forward` and :func:`backward`; this class holds the
+    parameters and the cache between the two calls.
+
+    Parameters
+    ----------
+    D, I, K : int
+        Input, hidden and output sizes (the task: D = 1, I = 32, K = 1).
+    rng : np.random.Generator or int or None
+        Generator, or seed for ``np.random.default_rng``, for the initial weights.
+    init, init_scale : see :func:`init_params`. Default: uniform in [-0.01, 0.01].
+    dtype : float dtype, default float64
+
+    Attributes
+    ----------
+    W : ndarray (I, D)
+    R : ndarray (I, I)
+    V : ndarray (K, I)
+    dW, dR, dV : ndarray or None
+        Gradients from the last :meth:`backward`.
+    """
+
+    def __init__(
+        self,
+        D: int,
+        I: int,
+        K: int,
+        rng: np.random.Generator | int | None = None,
+        init: str = "uniform",
+        init_scale: float = 0.01,
+        dtype: np.dtype | type = np.float64,
+    ) -> None:
+        if not isinstance(rng, np.random.Generator):
+            rng = np.random.default_rng(rng)
+        p = init_params(D, I, K, rng, init=init, init_scale=init_scale, dtype=dtype)
+        self.W, self.R, self.V = p["W"], p["R"], p["V"]
+        self.dW = self.dR = self.dV = None
+        self._cache: Cache | None = None
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """The parameter arrays themselves (not copies), keyed "W", "R", "V"."""
+        return {"W": self.W, "R": self.R, "V": self.V}
+
+    def forward(self, x: np.ndarray, y: np.ndarray) -> float:
+        """Mean loss over the batch; keeps the cache for :meth:`backward`.
+
+        Parameters
+        ----------
+        x : ndarray (T, D) or (B, T, D)
+        y : ndarray (K,) / (B, K) for a target at the end, or (T, K) / (B, T, K) for a
+            target at every step (then the loss sums over t).
+
+        Returns
+        -------
+        float, the mean loss in nats.
+
+        Raises
+        ------
+        ValueError
+            If the shapes do not fit the network.
+        """
+        xb, yb = _as_batch(x, y)
+        loss, self._cache = forward(self.params, xb, yb)
+        return loss
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """Logits z(T) = V a(T) at the end of each sequence.
+
+        Parameters
+        ----------
+        x : ndarray (B, T, D)
+
+        Returns
+        -------
+        ndarray (B, K)
+        """
+        xt = np.ascontiguousarray(np.asarray(x).transpose(1, 0, 2))
+        return run_forward(self.params, xt)[-1] @ self.V.T
+
+    def backward(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Gradients of the last :meth:`forward`'s loss by BPTT.
+
+        Returns
+        -------
+        (dW (I, D), dR (I, I), dV (K, I)), also stored as ``self.dW``, ``self.dR``, ``self.dV``.
+
+        Raises
+        ------
+        RuntimeError
+            If :meth:`forward` has not been called.
+        """
+        if self._cache is None:
+            raise RuntimeError("backward() needs a forward() first")
+        g = backward(self.params, self._cache)
+        self.dW, self.dR, self.dV = g["W"], g["R"], g["V"]
+        return self.dW, self.dR, self.dV
+
+    def update(self, eta: float) -> None:
+        """One gradient-descent step in place: theta <- theta - eta * dtheta.
+
+        Raises
+        ------
+        RuntimeError
+            If :meth:`backward` has not been called.
+        """
+        if self.dW is None:
+            raise RuntimeError("update() needs a backward() first")
+        self.W -= eta * self.dW
+        self.R -= eta * self.dR
+        self.V -= eta * self.dV
+
+    def grad_check(self, eps: float = 1e-7, thresh: float = 1e-6) -> list:
+        """Check BPTT against central differences on the last forward's batch.
+
+        Every entry of W, R and V is perturbed by +-eps in turn (and restored); the
+        result per parameter is described in :mod:`frnn_cli.gradcheck`. ``thresh``
+        bounds the norm-wise relative error ||g_num - g||_2 / (||g_num||_2 + ||g||_2).
+
+        Returns
+        -------
+        list of ParamCheck for W, R, V (all passed).
+
+        Raises
+        ------
+        RuntimeError
+            If :meth:`forward` has not been called.
+        GradientCheckError
+            If a parameter's relative error exceeds ``thresh``; the message names the
+            parameter, its worst entry and both values there.
+        """
+        # Imported here because frnn_cli.gradcheck imports this module for check_network.
+        from frnn_cli.gradcheck import check_gradients, raise_on_failure
+
+        if self._cache is None:
+            raise RuntimeError("grad_check() needs a forward() first")
+        c = self._cache
+        xb = c.x.transpose(1, 0, 2)
+        yb = c.y.transpose(1, 0, 2) if c.per_step else c.y
+        g = backward(self.params, c)
+        results = check_gradients(lambda: forward(self.params, xb, yb)[0], self.params, g, eps, thresh)
+        raise_on_failure(results, thresh)
+        return results
