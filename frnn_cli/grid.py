@@ -1,0 +1,199 @@
+"""Sweep grids: the ``KEY=VALUES`` grammar, job seeds, and the chance verdict per T.
+
+Grammar of VALUES (one command-line word ``key=VALUES``, or a value under ``sweep:`` in YAML):
+
+* one value:                ``lr=0.1``
+* a list:                   ``lr=0.03,0.1,0.3`` (YAML: ``lr: [0.03, 0.1, 0.3]``)
+* an inclusive int range:   ``T=1..20`` is the twenty values 1, 2, ..., 20. Unlike Hydra's
+  ``range(1,20)``, the end is included.
+
+Every value is checked against the config schema with :func:`frnn_cli.config.coerce`, so
+``T=0..3`` fails because T must be >= 1 and ``lr=1e-5,1e-4`` keeps full float precision.
+NumPy/SciPy only; no I/O.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from frnn_cli import config
+from frnn_cli.errors import BadInput
+
+def parse_values(schema: type, key: str, text: Any) -> list[Any]:
+    """The list of values one ``key=VALUES`` stands for, each typed by the schema.
+
+    Parameters
+    ----------
+    schema : dataclass type (e.g. :class:`frnn_cli.config.Config`)
+    key : str
+    text : str, list or scalar
+        Command-line text, or a YAML value (a list or a scalar).
+
+    Returns
+    -------
+    list, in the order given, without duplicates.
+
+    Raises
+    ------
+    BadInput
+        Unknown key, empty value, a malformed or empty range (``5..1``), a range over
+        non-integers (``1.5..3``), or a value the schema rejects (``T=0..3``).
+    """
+    if isinstance(text, (list, tuple)):
+        items = list(text)
+    elif isinstance(text, str):
+        if not text.strip():
+            raise BadInput(f"{key}= has no value; expected a value, a list a,b,c or a range a..b")
+        if ".." in text:
+            lo, hi = text.split("..", 1)
+            items = _int_range(key, lo.strip(), hi.strip())
+        else:
+            items = [t.strip() for t in text.split(",")]
+            if any(t == "" for t in items):
+                raise BadInput(f"{key}={text}: empty item in the list; expected a,b,c")
+    else:
+        items = [text]
+    if not items:
+        raise BadInput(f"{key}: expected at least one value")
+    out: list[Any] = []
+    for item in items:
+        value = config.coerce(schema, key, item)
+        if value not in out:
+            out.append(value)
+    return out
+
+
+def _int_range(key: str, lo: str, hi: str) -> list[int]:
+    try:
+        a, b = int(lo), int(hi)
+    except ValueError:
+        raise BadInput(f"{key}={lo}..{hi}: a range needs two integers a..b (inclusive), e.g. {key}=1..20") from None
+    if a > b:
+        raise BadInput(f"{key}={lo}..{hi}: the range is empty; expected a..b with a <= b, e.g. {key}={b}..{a}")
+    return list(range(a, b + 1))
+
+
+def parse_grid(schema: type, items: Sequence[str] | Mapping[str, Any]) -> dict[str, list[Any]]:
+    """Parse ``key=VALUES`` words (or a YAML ``sweep:`` mapping) into key -> list of values.
+
+    Raises
+    ------
+    BadInput
+        As :func:`parse_values`, or a word without ``=``, or a key given twice.
+    """
+    if isinstance(items, Mapping):
+        raw = {str(k): v for k, v in items.items()}
+    else:
+        raw = config.parse_overrides(items)
+    return {key: parse_values(schema, key, text) for key, text in raw.items()}
+
+
+def expand(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """Every combination of the grid's values, last key varying fastest.
+
+    Returns
+    -------
+    list of dicts key -> value; ``[{}]`` for an empty grid.
+    """
+    keys = list(grid)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
+
+
+def job_seed(base_seed: int, replicate: int) -> int:
+    """Seed of the ``replicate``-th training run of every setting, from ``SeedSequence``.
+
+    The seed depends only on the base seed and the replicate index, not on T, the other
+    swept values, the job's position in the queue or the number of workers: replicate r
+    of every setting starts from the same seed (common random numbers, which makes the
+    learning-rate comparison at each T less noisy).
+
+    Returns
+    -------
+    int in [0, 2**32).
+    """
+    ss = np.random.SeedSequence(entropy=base_seed, spawn_key=(replicate,))
+    return int(ss.generate_state(1, dtype=np.uint32)[0])
+
+
+@dataclass(frozen=True)
+class ChanceTest:
+    """One-sided exact binomial test of an accuracy against chance (p = 0.5).
+
+    Attributes
+    ----------
+    correct : int
+        Number of correctly classified test sequences k.
+    n : int
+        Number of test sequences.
+    accuracy : float
+        k / n.
+    p_value : float
+        P(X >= k) for X ~ Binomial(n, 0.5).
+    better : bool
+        ``p_value < alpha``.
+    """
+
+    correct: int
+    n: int
+    accuracy: float
+    p_value: float
+    better: bool
+
+
+def chance_test(correct: int, n: int, alpha: float) -> ChanceTest:
+    """Is an accuracy of ``correct`` out of ``n`` better than chance at level ``alpha``?
+
+    One-sided exact binomial test (``scipy.stats.binomtest(k, n, 0.5, alternative="greater")``).
+
+    Raises
+    ------
+    ValueError
+        If not 0 <= correct <= n, n >= 1 and 0 < alpha < 1.
+    """
+    if not (n >= 1 and 0 <= correct <= n and 0 < alpha < 1):
+        raise ValueError(f"need 0 <= correct <= n, n >= 1, 0 < alpha < 1; got {correct}, {n}, {alpha}")
+    p = float(stats.binomtest(int(correct), int(n), 0.5, alternative="greater").pvalue)
+    return ChanceTest(int(correct), int(n), correct / n, p, p < alpha)
+
+
+def min_correct_for_significance(n: int, alpha: float) -> int:
+    """Smallest k with P(X >= k) < alpha for X ~ Binomial(n, 0.5): the significance threshold.
+
+    Returns
+    -------
+    int; k / n is the accuracy line drawn on the sweep's accuracy plot.
+    """
+    # P(X >= k) = sf(k - 1); find the smallest k with sf(k - 1) < alpha.
+    k = int(stats.binom.isf(alpha, n, 0.5)) + 1
+    while k > 0 and stats.binom.sf(k - 2, n, 0.5) < alpha:
+        k -= 1
+    while stats.binom.sf(k - 1, n, 0.5) >= alpha:
+        k += 1
+    return k
+
+
+def learned(better_per_seed: Sequence[bool]) -> bool:
+    """A sequence length counts as learned when a strict majority of seeds beat chance."""
+    return sum(bool(b) for b in better_per_seed) * 2 > len(better_per_seed)
+
+
+def max_T(axis_values: Sequence[int], learned_flags: Sequence[bool]) -> tuple[int | None, int | None]:
+    """(max_T, max_T_contiguous) from the learned flag of each T.
+
+    ``max_T`` is the largest learned T; ``max_T_contiguous`` the largest T such that every
+    swept T' <= T is learned. Either is None when no T qualifies.
+    """
+    pairs = sorted(zip(axis_values, learned_flags))
+    best = max((t for t, ok in pairs if ok), default=None)
+    contiguous = None
+    for t, ok in pairs:
+        if not ok:
+            break
+        contiguous = t
+    return best, contiguous
