@@ -1,0 +1,227 @@
+"""``frnn vanishing``: measure ||da(t)/da(1)||_2, its bound ||R||_2^(t-1), and ||dL/da(t)||, per step t."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from frnn_cli import config
+from frnn_cli.cli.common import console, err_console, parse_seed
+from frnn_cli.data import sample_batch
+from frnn_cli.errors import BadInput, ExperimentFailed
+from frnn_cli.model import PARAM_NAMES, init_params
+from frnn_cli.runs import atomic_write_json, atomic_write_text, base_meta, create_run_dir
+from frnn_cli.vanishing import VanishingSummary, summarize
+
+#: Keys that define the network; with --run the network comes from model.npz instead.
+NETWORK_KEYS = ("hidden", "init", "init_scale")
+CSV_COLUMNS = (
+    "t", "jacobian_norm_median", "jacobian_norm_max", "bound",
+    "error_norm_median", "error_norm_max", "spectral_radius_power",
+)
+
+
+@dataclass
+class VanishingConfig(config.Config):
+    """Keys of ``frnn vanishing``: every training key (so a train config file loads), plus n.
+
+    Only T, n, seed and the network keys (hidden, init, init_scale) are used; the rest are
+    kept so that the run folder's config.yaml records the trained network's settings.
+    """
+
+    # Sequence length T of the analysed sequences (default 20, the issue's reference).
+    T: int = field(default=20, metadata={"min": 1})
+    # Number of task sequences n over which median and maximum are taken.
+    n: int = field(default=200, metadata={"min": 1})
+
+
+def load_run_model(run_dir: Path, hidden: int) -> dict[str, np.ndarray]:
+    """The trained weights W (I, 1), R (I, I), V (1, I) from ``<run_dir>/model.npz``, as float64.
+
+    Raises
+    ------
+    BadInput
+        If model.npz is missing, unreadable or corrupt, lacks W, R or V, holds arrays of the
+        wrong shape for ``hidden`` (D = K = 1 for the task), or non-finite values.
+    """
+    path = run_dir / "model.npz"
+    if not path.is_file():
+        raise BadInput(f"--run: {path} does not exist (expected a train run folder with model.npz and config.yaml)")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: np.array(f[k]) for k in f.files}
+    except Exception as exc:  # noqa: BLE001 -- any failure to read an untrusted file means "corrupt"
+        raise BadInput(f"--run: cannot read {path}: not a valid .npz file ({type(exc).__name__})") from None
+    missing = [k for k in PARAM_NAMES if k not in arrays]
+    if missing:
+        raise BadInput(f"--run: {path} has no array {', '.join(missing)} (expected W, R, V; found {', '.join(sorted(arrays)) or 'none'})")
+    expected = {"W": (hidden, 1), "R": (hidden, hidden), "V": (1, hidden)}
+    params = {}
+    for name, shape in expected.items():
+        a = arrays[name]
+        if a.shape != shape:
+            raise BadInput(f"--run: {path}: {name} has shape {a.shape}, expected {shape} for hidden={hidden} in config.yaml")
+        if not np.issubdtype(a.dtype, np.floating):
+            raise BadInput(f"--run: {path}: {name} has dtype {a.dtype}, expected floating point")
+        if not np.all(np.isfinite(a)):
+            raise BadInput(f"--run: {path}: {name} contains NaN or inf (did the run diverge?)")
+        params[name] = np.ascontiguousarray(a, dtype=np.float64)
+    return params
+
+
+def _resolve(
+    run: Path | None, config_file: Path | None, overrides: list[str], seed: str | None
+) -> tuple[VanishingConfig, dict[str, np.ndarray] | None]:
+    """The config, and the trained weights with --run (None: draw fresh ones)."""
+    overrides = list(overrides)
+    given = config.parse_overrides(overrides)  # also rejects malformed words early
+    if seed is not None:
+        if "seed" in given:
+            raise BadInput("--seed and seed=... both given; give the seed once")
+        overrides.append(f"seed={parse_seed(seed)}")
+    if run is None:
+        return config.load_config(config_file, overrides, schema=VanishingConfig), None
+    if config_file is not None:
+        raise BadInput("--run and --config both given: with --run the settings come from the run's config.yaml")
+    fixed = [k for k in NETWORK_KEYS if k in given]
+    if fixed:
+        raise BadInput(f"{fixed[0]}: cannot be changed with --run (the network comes from the run's model.npz)")
+    if not run.is_dir():
+        raise BadInput(f"--run: {str(run)!r} is not a folder (expected a train run folder with model.npz and config.yaml)")
+    if not (run / "model.npz").is_file():
+        load_run_model(run, 1)  # raises the "does not exist" message
+    if not (run / "config.yaml").is_file():
+        raise BadInput(f"--run: {run / 'config.yaml'} does not exist (expected a train run folder with model.npz and config.yaml)")
+    cfg = config.load_config(run / "config.yaml", overrides, schema=VanishingConfig)
+    return cfg, load_run_model(run, cfg.hidden)
+
+
+def _csv_text(s: VanishingSummary) -> str:
+    rho_power = s.spectral_radius_R ** (s.t - 1.0)
+    cols = (s.t, s.jacobian_median, s.jacobian_max, s.bound, s.error_median, s.error_max, rho_power)
+    lines = [",".join(CSV_COLUMNS)]
+    for i in range(len(s.t)):
+        lines.append(",".join([str(int(cols[0][i]))] + [repr(float(c[i])) for c in cols[1:]]))
+    return "\n".join(lines) + "\n"
+
+
+def _table_steps(T: int) -> list[int]:
+    step = max(1, math.ceil(T / 4))
+    return sorted(set(range(1, min(T, 4) + 1)) | set(range(step, T + 1, step)) | {T})
+
+
+def _network_text(cfg: VanishingConfig, run: Path | None) -> str:
+    if run is not None:
+        return f"trained ({cfg.optimizer}, lr={cfg.lr:g}, {cfg.steps} steps, T={_train_T(run)}; run {run.name})"
+    if cfg.init == "uniform":
+        return f"fresh init uniform ±{cfg.init_scale:g}"
+    return f"fresh init {cfg.init}"
+
+
+def _train_T(run: Path) -> object:
+    """The T the run was trained at, read from its config.yaml (already validated)."""
+    return config.load_yaml(run / "config.yaml").get("T", "?")
+
+
+def _show(s: VanishingSummary, cfg: VanishingConfig, network: str) -> None:
+    table = Table(
+        title=f"Vanishing gradient: {cfg.hidden} hidden, {network}, T={len(s.t)}, n={s.n}",
+        caption="median / max over the n sequences; L is the loss at the sequence end",
+    )
+    for col in ("t", "median ‖da(t)/da(1)‖₂", "max", "bound ‖R‖₂^(t-1)", "median ‖dL/da(t)‖", "max"):
+        table.add_column(col, justify="right")
+    for t in _table_steps(len(s.t)):
+        i = t - 1
+        table.add_row(
+            str(t), f"{s.jacobian_median[i]:.3e}", f"{s.jacobian_max[i]:.3e}", f"{s.bound[i]:.3e}",
+            f"{s.error_median[i]:.3e}", f"{s.error_max[i]:.3e}",
+        )
+    console.print(table)
+    factor = s.per_step_factor()
+    shrink = f"; the median norm shrinks by {factor:.4g} per step" if factor is not None else ""
+    console.print(f"‖R‖₂ = {s.spectral_norm_R:.4g}, largest |eigenvalue| ρ(R) = {s.spectral_radius_R:.4g}{shrink}")
+
+
+def vanishing(
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[T=20] [n=200] [key=value ...]",
+            help="T (sequence length), n (number of sequences), seed, and the network keys hidden, init, init_scale.",
+        ),
+    ] = None,
+    run: Annotated[
+        Path | None,
+        typer.Option("--run", help="A train run folder: use its model.npz (W, R, V) and config.yaml instead of a fresh initialisation."),
+    ] = None,
+    config_file: Annotated[Path | None, typer.Option("--config", help="YAML config file (the keys of frnn train, plus n).")] = None,
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Parent folder of the new run folder.")] = Path("runs"),
+    seed: Annotated[
+        str | None, typer.Option(help="Seed of the fresh weights and of the n sequences, decimal or hex (same as seed=S).")
+    ] = None,
+) -> None:
+    """Measure how the gradient vanishes through time: ||da(t)/da(1)||_2 against its bound ||R||_2^(t-1).
+
+    On n task sequences of length T, builds the exact Jacobian da(t)/da(1) of every sequence as the product of the per-step Jacobians diag(1 - a(k)^2) R, and reports per t the median and maximum of its spectral norm, the bound ||R||_2^(t-1), and the norm of the back-propagated error ||dL/da(t)|| for the loss at the sequence end. The network is a fresh initialisation from the config (default: 32 hidden, uniform ±0.01), or with --run a trained one. Fresh weights and sequences come from seeds derived from `seed`.
+
+    Writes vanishing.csv (one row per t), plots/vanishing.png, config.yaml and meta.json into a new run folder. Exit 1 if any sequence violates the bound (a bug), 2 on bad input. For a trained network: frnn vanishing --run runs/<train run folder>.
+
+    Example: frnn vanishing T=20 n=200
+    """
+    from frnn_cli.plots_vanishing import plot_vanishing  # matplotlib only when the command runs
+
+    cfg, params = _resolve(run, config_file, overrides or [], seed)
+    init_ss, data_ss = np.random.SeedSequence(cfg.seed).spawn(2)
+    if params is None:
+        params = init_params(1, cfg.hidden, 1, np.random.default_rng(init_ss), init=cfg.init, init_scale=cfg.init_scale)
+    x, y = sample_batch(np.random.default_rng(data_ss), cfg.n, cfg.T)
+    network = _network_text(cfg, run)
+
+    try:
+        folder = create_run_dir(runs_dir, "vanishing")
+    except OSError as exc:
+        raise BadInput(f"--runs-dir: cannot create a run folder in {str(runs_dir)!r}: {exc.strerror or exc}") from None
+    meta = base_meta(cfg.seed)
+    meta.update(network=network, source_run=str(run.resolve()) if run is not None else None, T=cfg.T, n=cfg.n)
+    atomic_write_text(folder / "config.yaml", config.dump_yaml(cfg))
+    atomic_write_json(folder / "meta.json", meta)
+    try:
+        s = summarize(params, x, y)
+        atomic_write_text(folder / "vanishing.csv", _csv_text(s))
+        (folder / "plots").mkdir()
+        plot_vanishing(s, folder / "plots" / "vanishing.png", hidden=cfg.hidden, network=network)
+    except BaseException as exc:
+        meta.update(status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", error=repr(exc))
+        meta["end_time"] = datetime.now().astimezone().isoformat(timespec="seconds")
+        atomic_write_json(folder / "meta.json", meta)
+        raise
+    meta.update(
+        status="failed" if s.violations else "completed",
+        end_time=datetime.now().astimezone().isoformat(timespec="seconds"),
+        spectral_norm_R=s.spectral_norm_R,
+        spectral_radius_R=s.spectral_radius_R,
+        per_step_factor=s.per_step_factor(),
+        jacobian_norm_median_T=float(s.jacobian_median[-1]),
+        bound_T=float(s.bound[-1]),
+        bound_violations=len(s.violations),
+    )
+    atomic_write_json(folder / "meta.json", meta)
+
+    _show(s, cfg, network)
+    if s.violations:
+        t, b, norm, bound = s.violations[0]
+        err_console.print(f"[red]BUG:[/] {len(s.violations)} (t, sequence) pairs violate the bound")
+        console.print(f"run folder: {folder}", soft_wrap=True)
+        raise ExperimentFailed(
+            f"||da({t})/da(1)||_2 = {norm:.6g} of sequence {b} exceeds the bound ||R||_2^{t - 1} = {bound:.6g} "
+            f"({len(s.violations)} violations in all): this is a bug in the Jacobian or the bound; results in {folder}"
+        )
+    console.print(f"[green]the bound holds[/] for all {s.n} sequences at every t = 1..{cfg.T}")
+    console.print(f"run folder: {folder}", soft_wrap=True)

@@ -1,0 +1,97 @@
+"""The figure of ``frnn vanishing``: Jacobian norms, their bound and the back-propagated error vs t.
+
+Drawn with matplotlib's Agg canvas on a ``Figure`` object (no pyplot, so no global figure
+state and nothing to leave open), written atomically with :func:`frnn_cli.runs.atomic_write_bytes`.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from frnn_cli.runs import atomic_write_bytes
+from frnn_cli.vanishing import VanishingSummary
+
+
+def _positive(v: np.ndarray) -> np.ndarray:
+    """Values that underflowed to 0 cannot be drawn on a log axis: leave them out (NaN)."""
+    v = np.asarray(v, dtype=np.float64)
+    return np.where(v > 0, v, np.nan)
+
+
+def plot_vanishing(summary: VanishingSummary, path: str | Path, *, hidden: int, network: str) -> Path:
+    """Write the two-panel vanishing-gradient figure as a PNG.
+
+    Left panel, log scale: median and maximum over sequences of ||da(t)/da(1)||_2, the bound
+    ||R||_2^(t-1) and, for reference, rho(R)^(t-1). Right panel, log scale: median and maximum
+    of ||dL/da(t)||_2 for the loss at the sequence end.
+
+    Parameters
+    ----------
+    summary : VanishingSummary
+        From :func:`frnn_cli.vanishing.summarize`; T steps, n sequences.
+    path : str or Path
+        Output file (``.png``); its folder must exist.
+    hidden : int
+        Hidden size I, for the title.
+    network : str
+        Where the weights come from, for the title (e.g. "fresh init uniform ±0.01").
+
+    Returns
+    -------
+    Path of the written file.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be written.
+    """
+    s = summary
+    t = s.t
+    T = len(t)
+    fig = Figure(figsize=(11.5, 4.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_j, ax_e = fig.subplots(1, 2)
+
+    ax_j.plot(t, _positive(s.bound), "k--", lw=1.6, label=f"bound $\\|R\\|_2^{{t-1}}$, $\\|R\\|_2$ = {s.spectral_norm_R:.3g}")
+    ax_j.plot(
+        t, _positive(s.spectral_radius_R ** (t - 1.0)), ":", color="0.45", lw=1.4,
+        label=f"$\\rho(R)^{{t-1}}$ (largest |eigenvalue| = {s.spectral_radius_R:.3g})",
+    )
+    ax_j.plot(t, _positive(s.jacobian_median), "o-", color="C0", ms=4, lw=1.8, label="measured, median over sequences")
+    ax_j.plot(t, _positive(s.jacobian_max), "^", color="C3", ms=4, mfc="none", label="measured, max over sequences")
+    ax_j.set_yscale("log")
+    ax_j.set_xlabel("time step t")
+    ax_j.set_ylabel(r"$\|\partial a(t) / \partial a(1)\|_2$  (log scale)")
+    ax_j.set_title("How much of a change in a(1) still reaches a(t)")
+    ax_j.legend(loc="lower left", fontsize=8.5)
+
+    ax_e.plot(t, _positive(s.error_median), "o-", color="C1", ms=4, lw=1.8, label="median over sequences")
+    ax_e.plot(t, _positive(s.error_max), "^", color="C3", ms=4, mfc="none", label="max over sequences")
+    ax_e.set_yscale("log")
+    ax_e.set_xlabel("time step t")
+    ax_e.set_ylabel(r"$\|\partial L / \partial a(t)\|_2$  (log scale)")
+    ax_e.set_title(f"Error sent back from the loss at t = T = {T}")
+    ax_e.legend(loc="upper left", fontsize=8.5)
+    ax_e.annotate(
+        "BPTT carries the error\nfrom t = T back to t = 1", xy=(0.35, 0.55), xytext=(0.62, 0.3),
+        xycoords="axes fraction", textcoords="axes fraction", ha="center", fontsize=9,
+        arrowprops={"arrowstyle": "->", "color": "0.3"},
+    )
+
+    for ax in (ax_j, ax_e):
+        ax.set_xlim(0.5, T + 0.5)
+        ax.grid(True, which="major", alpha=0.3)
+        if T <= 30:
+            ax.set_xticks(t[:: max(1, T // 10)] if T > 10 else t)
+    fig.suptitle(
+        f"Vanishing gradient: {hidden} hidden units, {network}, "
+        f"$\\|R\\|_2$ = {s.spectral_norm_R:.3g}, T = {T}, n = {s.n} sequences"
+    )
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    return atomic_write_bytes(path, buf.getvalue())
