@@ -75,13 +75,8 @@ def plot_vanishing(summary: VanishingSummary, path: str | Path, *, hidden: int, 
     ax_e.set_yscale("log")
     ax_e.set_xlabel("time step t")
     ax_e.set_ylabel(r"$\|\partial L / \partial a(t)\|_2$  (log scale)")
-    ax_e.set_title(f"Error sent back from the loss at t = T = {T}")
+    ax_e.set_title(f"Error BPTT sends back from the loss at t = T = {T} to each t")
     ax_e.legend(loc="upper left", fontsize=8.5)
-    ax_e.annotate(
-        "BPTT carries the error\nfrom t = T back to t = 1", xy=(0.35, 0.55), xytext=(0.62, 0.3),
-        xycoords="axes fraction", textcoords="axes fraction", ha="center", fontsize=9,
-        arrowprops={"arrowstyle": "->", "color": "0.3"},
-    )
 
     for ax in (ax_j, ax_e):
         ax.set_xlim(0.5, T + 0.5)

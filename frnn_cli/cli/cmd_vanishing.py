@@ -145,7 +145,7 @@ def _show(s: VanishingSummary, cfg: VanishingConfig, network: str) -> None:
         )
     console.print(table)
     factor = s.per_step_factor()
-    shrink = f"; the median norm shrinks by {factor:.4g} per step" if factor is not None else ""
+    shrink = f"; median norm: ×{factor:.4g} per step (geometric mean)" if factor is not None else ""
     console.print(f"‖R‖₂ = {s.spectral_norm_R:.4g}, largest |eigenvalue| ρ(R) = {s.spectral_radius_R:.4g}{shrink}")
 
 
