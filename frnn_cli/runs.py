@@ -156,3 +156,187 @@ def base_meta(seed: int | None, argv: list[str] | None = None) -> dict:
         "end_time": None,
         "status": "running",
     }
+
+
+# ---------------------------------------------------------------------------------------
+# Train runs: the files of one ``frnn train`` job
+
+#: Files a finished train run folder holds (plots/ unless plots=False).
+TRAIN_FILES = ("config.yaml", "meta.json", "metrics.csv", "summary.json", "model.npz")
+TRAIN_PLOTS = ("plots/learning_curves.png", "plots/gradient_norms.png")
+
+
+def metrics_csv_text(history: list) -> str:
+    """``metrics.csv`` content: a header of :data:`frnn_cli.train.METRICS_COLUMNS`, one row per record.
+
+    Numbers are written with ``repr`` (shortest exact round trip); a NaN (no training loss
+    or gradient at step 0) is an empty field.
+
+    Parameters
+    ----------
+    history : list of EvalRecord or of mappings with those columns
+    """
+    from frnn_cli.train import METRICS_COLUMNS
+
+    lines = [",".join(METRICS_COLUMNS)]
+    for rec in history:
+        row = rec if isinstance(rec, dict) else rec.as_dict()
+        cells = []
+        for col in METRICS_COLUMNS:
+            v = row[col]
+            cells.append("" if isinstance(v, float) and v != v else repr(v))
+        lines.append(",".join(cells))
+    return "\n".join(lines) + "\n"
+
+
+def read_metrics(path: str | Path) -> list[dict[str, float]]:
+    """Read a ``metrics.csv`` back: one dict per row, "step" as int, the rest float (NaN when empty).
+
+    Raises
+    ------
+    OSError
+        If the file cannot be read.
+    ValueError
+        If a field is not a number.
+    """
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return [
+        {k: (int(v) if k == "step" else (float(v) if v != "" else float("nan"))) for k, v in row.items()}
+        for row in rows
+    ]
+
+
+def _nan_to_none(obj: object) -> object:
+    """JSON has no NaN: replace float NaN by None, recursively."""
+    if isinstance(obj, float) and obj != obj:
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_nan_to_none(v) for v in obj]
+    return obj
+
+
+def train_summary(result, cfg) -> dict:
+    """The JSON-ready summary of a :class:`frnn_cli.train.TrainResult` (``summary.json``).
+
+    Returns
+    -------
+    dict with
+        "status" ("completed"/"diverged"), "stop_reason", "steps_done", "steps" (configured),
+        "best_step", "best" and "final" (EvalRecord fields of the best checkpoint and of the
+        last evaluation), "test" (n, correct, accuracy, loss, p_value, alpha,
+        better_than_chance, verdict), "verdict" (the same sentence), "divergence" (None or
+        {"step", "reason"}), "seconds" (wall time of training and testing), "T", "lr",
+        "optimizer", "seed" (for quick reading; config.yaml has the rest) and "model"
+        (what model.npz holds). NaN values are None.
+    """
+    from dataclasses import asdict
+
+    return _nan_to_none({
+        "status": result.status,
+        "stop_reason": result.stop_reason,
+        "steps_done": result.steps_done,
+        "steps": cfg.steps,
+        "best_step": result.best_step,
+        "best": result.best.as_dict(),
+        "final": result.history[-1].as_dict(),
+        "test": result.test.as_dict(),
+        "verdict": result.test.verdict,
+        "divergence": asdict(result.divergence) if result.divergence else None,
+        "seconds": round(result.seconds, 4),
+        "T": cfg.T,
+        "lr": cfg.lr,
+        "optimizer": cfg.optimizer,
+        "seed": cfg.seed,
+        "model": f"model.npz: W, R, V of the best validation checkpoint (step {result.best_step})",
+    })
+
+
+def run_train_job(cfg, run_dir: str | Path, plots: bool = True, argv: list[str] | None = None,
+                  callback=None) -> dict:
+    """Train one run into an existing (empty) folder and write every file of a train run.
+
+    Writes, each atomically: ``config.yaml`` (the resolved config) and ``meta.json``
+    (status "running") before training; after it ``metrics.csv``, ``model.npz`` (W, R, V
+    of the best checkpoint), ``summary.json``, ``plots/learning_curves.png`` and
+    ``plots/gradient_norms.png`` (unless ``plots=False``), and finally ``meta.json`` again
+    with status "completed" or "diverged" and the end time. Module-level and picklable,
+    so a process pool can run it.
+
+    On KeyboardInterrupt the evaluations so far go to ``metrics.csv``, ``meta.json`` gets
+    status "interrupted", and the interrupt is re-raised. On any other exception
+    ``meta.json`` gets status "failed" and "error" (type and message), and it is re-raised.
+
+    Parameters
+    ----------
+    cfg : frnn_cli.config.Config
+    run_dir : str or Path
+        The run's folder, e.g. from :func:`create_run_dir` (created if missing).
+    plots : bool, default True
+        Draw the two PNGs (about 0.3 s); a sweep may skip them.
+    argv : list of str, optional
+        Command line to record in meta.json; default ``sys.argv``.
+    callback : callable, optional
+        Called with each :class:`frnn_cli.train.EvalRecord` (e.g. a progress bar).
+
+    Returns
+    -------
+    dict, the content of summary.json (see :func:`train_summary`).
+
+    Raises
+    ------
+    KeyboardInterrupt
+        Re-raised after recording status "interrupted".
+    OSError
+        If a file cannot be written (status "failed" when meta.json still can be).
+    """
+    from frnn_cli.config import dump_yaml
+    from frnn_cli.train import describe, train
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
+    meta = {"kind": "train", **base_meta(cfg.seed, argv)}
+    atomic_write_json(run_dir / "meta.json", meta)
+    history: list = []
+
+    def on_eval(rec) -> None:
+        history.append(rec)
+        if callback is not None:
+            callback(rec)
+
+    def finish(status: str, **extra: object) -> None:
+        meta.update(status=status, end_time=datetime.now().astimezone().isoformat(timespec="seconds"), **extra)
+        atomic_write_json(run_dir / "meta.json", meta)
+
+    try:
+        result = train(cfg, callback=on_eval)
+        summary = train_summary(result, cfg)
+        atomic_write_text(run_dir / "metrics.csv", metrics_csv_text(result.history))
+        atomic_save_npz(run_dir / "model.npz", **result.params)
+        atomic_write_json(run_dir / "summary.json", summary)
+        if plots:
+            from frnn_cli import plots as plotting
+
+            (run_dir / "plots").mkdir(exist_ok=True)
+            rows = [r.as_dict() for r in result.history]
+            title = describe(cfg)
+            plotting.plot_learning_curves(rows, run_dir / "plots" / "learning_curves.png", title,
+                                          best_step=result.best_step, test_accuracy=result.test.accuracy,
+                                          verdict=result.test.verdict)
+            plotting.plot_gradient_norms(rows, run_dir / "plots" / "gradient_norms.png", title, cfg.T)
+        finish(result.status)
+        return summary
+    except KeyboardInterrupt:
+        try:
+            atomic_write_text(run_dir / "metrics.csv", metrics_csv_text(history))
+        finally:
+            finish("interrupted", last_evaluated_step=history[-1].step if history else None)
+        raise
+    except BaseException as exc:
+        finish("failed", error=f"{type(exc).__name__}: {exc}")
+        raise
