@@ -78,6 +78,8 @@ from frnn_cli.cli import cmd_generate, cmd_gradcheck  # noqa: E402
 
 app.command("generate", no_args_is_help=False)(cmd_generate.generate)
 app.command("gradcheck")(cmd_gradcheck.gradcheck)
+from frnn_cli.cli import cmd_train  # noqa: E402
+app.command("train")(cmd_train.train)
 from frnn_cli.cli import cmd_vanishing  # noqa: E402
 app.command("vanishing")(cmd_vanishing.vanishing)
 
