@@ -1,0 +1,138 @@
+"""``frnn sweep``: the main job — the longest sequence length learned better than chance."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from frnn_cli import sweep
+from frnn_cli.cli.common import console, err_console
+from frnn_cli.errors import BadInput, ExperimentFailed
+from frnn_cli.runs import create_run_dir
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "–" if math.isnan(v) else f"{v:g}"
+    return "–" if v is None else str(v)
+
+
+def _fmt_p(p: float) -> str:
+    if math.isnan(p):
+        return "–"
+    return "<1e-300" if p == 0 else f"{p:.0e}"  # binomtest underflows to 0 far out in the tail
+
+
+def _table(summary: dict[str, Any]) -> Table:
+    axis, tuned = summary["axis"], summary["tuned"]
+    table = Table(title=f"Per {axis}: the tuned setting and its test accuracy per seed (alpha={summary['alpha']:g})")
+    table.add_column(axis, justify="right")
+    for k in tuned:
+        table.add_column(k, justify="right")
+    for col in ("best step per seed", "val acc", "test acc per seed", "p-value per seed", "learned"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for row in summary["rows"]:
+        if "test_acc" not in row:
+            table.add_row(str(row[axis]), *["–"] * len(tuned), "–", "–", "–", "–", "[red]no job finished[/]")
+            continue
+        table.add_row(
+            str(row[axis]),
+            *[_fmt(row[k]) for k in tuned],
+            "/".join(_fmt(s) for s in row["steps"]),
+            f"{row['val_acc']:.3f}",
+            "/".join("–" if math.isnan(a) else f"{a:.2f}" for a in row["test_acc"]),
+            "/".join(_fmt_p(p) for p in row["p_value"]),
+            "[green]yes[/]" if row["learned"] else "no",
+        )
+    return table
+
+
+def sweep_cmd(
+    grid: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[KEY=VALUES ...]",
+            help="Swept or fixed config keys. VALUES is one value, a list a,b,c, or an inclusive integer "
+            "range a..b (T=1..20 is the twenty values 1 to 20; unlike Hydra's range, the end is included).",
+        ),
+    ] = None,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="YAML with config keys, a 'sweep:' mapping of grids, 'seeds:' and 'axis:'.")
+    ] = None,
+    axis: Annotated[str | None, typer.Option(help="The key results are reported against. (default: T)")] = None,
+    seeds: Annotated[int | None, typer.Option(min=1, help="Training runs (seeds) per setting. (default: 3)")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes. (default: the number of cores)")] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Finish an interrupted sweep in this folder: run only the missing jobs.")
+    ] = None,
+    runs_dir: Annotated[Path, typer.Option(help="Parent folder of the sweep folder.")] = Path("runs"),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop.")] = False,
+) -> None:
+    """Train at every sequence length T, tune the learning rate and steps, find the longest T learned better than chance.
+
+    At each T every setting of the tuned keys (default: lr=0.03,0.1,0.3,1,3) is trained with several seeds; each run keeps its best validation checkpoint (that tunes the number of steps). The setting with the best mean validation accuracy wins; its checkpoints are tested on fresh sequences against chance (one-sided binomial test per seed). T counts as learned when a majority of seeds beat chance at alpha.
+
+    Example: frnn sweep T=1..20 lr=0.1,0.3,1 --workers 2
+    """
+    words = list(grid or [])
+    if resume is not None:
+        if not resume.is_dir():
+            raise BadInput(f"--resume: folder {str(resume)!r} does not exist")
+        stored = sweep.load_spec(resume)
+        requested = sweep.resolve_spec(config_file, words, axis, seeds) if (words or config_file or axis or seeds) else None
+        spec = sweep.check_resume(stored, requested)
+    else:
+        spec = sweep.resolve_spec(config_file, words, axis, seeds)
+    jobs = sweep.plan(spec)
+    n_workers = workers or os.cpu_count() or 1
+    console.print(sweep.describe_plan(spec, len(jobs)) + f" on {n_workers} worker{'s' if n_workers > 1 else ''}")
+    if dry_run:
+        return
+    sweep_dir = resume if resume is not None else create_run_dir(runs_dir, "sweep")
+    console.print(f"sweep folder: {sweep_dir}")
+
+    interactive = err_console.is_terminal
+    progress = Progress(
+        TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+        TimeElapsedColumn(), console=err_console, disable=not interactive,
+    )
+    state = {"next_plain": 0.0}
+
+    def on_job(p: sweep.SweepProgress) -> None:
+        status = p.summary.get("status", "?")
+        acc = (p.summary.get("best") or {}).get("val_acc")
+        desc = f"last: {p.job.job_id} {status}" + (f", val acc {acc:.3f}" if isinstance(acc, float) else "")
+        if interactive:
+            progress.update(task, completed=p.done, description=desc)
+        elif p.done / p.total >= state["next_plain"] or p.done == p.total:
+            print(f"jobs done {p.done}/{p.total} ({desc})", file=sys.stderr, flush=True)
+            state["next_plain"] = p.done / p.total + 0.1
+        if status not in sweep.DONE_STATUSES:
+            err_console.print(f"job {p.job.job_id} failed: {p.summary.get('error', status)}")
+
+    with progress:
+        task = progress.add_task("", total=len(jobs))
+        try:
+            summary = sweep.run_sweep(spec, sweep_dir, n_workers, on_job, argv=sys.argv, resumed=resume is not None)
+        except KeyboardInterrupt:
+            progress.stop()
+            err_console.print(f"interrupted: finished jobs are kept; resume with  frnn sweep --resume {sweep_dir}")
+            raise
+
+    console.print(_table(summary))
+    max_t = summary["max_T"]
+    console.print(
+        f"maximal {spec.axis} better than chance: [bold]{max_t if max_t is not None else 'none'}[/] "
+        f"(every {spec.axis} up to {summary['max_T_contiguous'] if summary['max_T_contiguous'] is not None else 'none'} learned; "
+        f"{summary['n_diverged']} diverged jobs, {summary['n_failed']} failed; {summary['seconds']:.1f} s)"
+    )
+    console.print(f"results: {sweep_dir}/summary.csv, plots in {sweep_dir}/plots/")
+    if summary["n_failed"]:
+        raise ExperimentFailed(f"{summary['n_failed']} of {summary['n_jobs']} jobs failed; see {sweep_dir}/summary.json")

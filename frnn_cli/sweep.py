@@ -1,0 +1,623 @@
+"""``frnn sweep``: train at every sequence length, tune, and find the longest T better than chance.
+
+The experiment of the assignment: "Start at sequence length 1, tune the learning rate and the
+number of update steps; increase T by one and tune again. What is the maximal T at which the
+network is better than random?"
+
+* The grid (:mod:`frnn_cli.grid`) has an *axis* (``T`` by default) and tuned keys (by default a
+  learning-rate grid). Every setting is trained with ``seeds`` replicates.
+* Each job is one ``frnn train`` run written into ``jobs/<job id>/`` of the sweep folder, by
+  :func:`frnn_cli.runs.run_train_job`. The number of update steps is tuned inside each job:
+  it keeps its best validation checkpoint and reports that step.
+* At every axis value the setting with the highest mean validation accuracy over seeds wins
+  (ties: lower mean validation loss; a setting with a diverged seed ranks below every setting
+  without one). Its checkpoints' test accuracies (fresh sequences, disjoint from training and
+  validation) are tested against chance per seed; the axis value counts as *learned* when a
+  strict majority of seeds is better than chance at ``alpha``.
+
+Jobs run in a process pool (``spawn``, one BLAS thread per worker); their seeds come from
+``np.random.SeedSequence`` (:func:`frnn_cli.grid.job_seed`), so results do not depend on the
+number of workers or the order in which jobs finish. No printing here: the CLI passes a
+callback.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import multiprocessing
+import os
+import shutil
+import statistics
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from frnn_cli import config, grid
+from frnn_cli.config import Config
+from frnn_cli.errors import BadInput
+
+#: Default learning-rate grid when the sweep does not set one: log-spaced, 0.03 to 3.
+DEFAULT_LR = (0.03, 0.1, 0.3, 1.0, 3.0)
+#: Default sequence lengths when the sweep does not set the axis.
+DEFAULT_T = tuple(range(1, 21))
+DONE_STATUSES = ("completed", "diverged")
+SPEC_FILE = "sweep.yaml"
+
+
+@dataclass
+class SweepSpec:
+    """Everything that defines a sweep's results (compared on ``--resume``).
+
+    Attributes
+    ----------
+    base : Config
+        Settings shared by every job (file + single-valued overrides).
+    grid : dict key -> list
+        Swept keys with two or more values, the axis first.
+    axis : str
+        The key results are reported against (``T``).
+    seeds : int
+        Replicates per setting.
+    """
+
+    base: Config
+    grid: dict[str, list[Any]]
+    axis: str = "T"
+    seeds: int = 3
+
+    @property
+    def tuned(self) -> list[str]:
+        """Swept keys other than the axis."""
+        return [k for k in self.grid if k != self.axis]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for ``sweep.yaml`` (loads back with :func:`spec_from_dict`)."""
+        return {"axis": self.axis, "seeds": self.seeds, "sweep": self.grid, **config.to_dict(self.base)}
+
+
+def spec_from_dict(data: dict[str, Any]) -> SweepSpec:
+    """Rebuild a :class:`SweepSpec` from :meth:`SweepSpec.to_dict` output (or a sweep YAML).
+
+    Raises
+    ------
+    BadInput
+        On any invalid key or value.
+    """
+    data = dict(data)
+    sweep_grid = data.pop("sweep", None) or {}
+    seeds = data.pop("seeds", 3)
+    axis = data.pop("axis", "T")
+    if not isinstance(sweep_grid, dict):
+        raise BadInput("sweep: expected a mapping of keys to values, lists or ranges a..b")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise BadInput(f"seeds: expected an integer >= 1, got {seeds!r}")
+    base = config.build(Config, data)
+    return _make_spec(base, grid.parse_grid(Config, sweep_grid), axis, seeds, defaults=False)
+
+
+def _make_spec(base: Config, g: dict[str, list[Any]], axis: str, seeds: int, defaults: bool = True) -> SweepSpec:
+    if axis not in config.field_names(Config):
+        config.coerce(Config, axis, None)  # raises the unknown-key error with a suggestion
+    g = dict(g)
+    if defaults:
+        g.setdefault(axis, list(DEFAULT_T) if axis == "T" else [getattr(base, axis)])
+        g.setdefault("lr", list(DEFAULT_LR))
+    singles = {k: v[0] for k, v in g.items() if len(v) == 1 and k != axis}
+    base = replace(base, **singles)
+    swept = {axis: g[axis], **{k: v for k, v in g.items() if k != axis and len(v) > 1}}
+    if axis == "T" and "T" in swept:
+        swept["T"] = sorted(swept["T"])
+    return SweepSpec(base=base, grid=swept, axis=axis, seeds=seeds)
+
+
+def resolve_spec(
+    config_file: str | Path | None, words: list[str], axis: str | None, seeds: int | None
+) -> SweepSpec:
+    """The sweep spec from a YAML file (keys + ``sweep:`` + ``seeds:``/``axis:``) and ``key=VALUES`` words.
+
+    Command-line words win over the file's base keys and grid, key by key; ``--axis`` and
+    ``--seeds`` win over the file. Without a learning-rate grid, :data:`DEFAULT_LR` is used;
+    without the axis, ``T=1..20``.
+
+    Raises
+    ------
+    BadInput
+        Any invalid file, key, value or range.
+    """
+    file_data: dict[str, Any] = config.load_yaml(config_file) if config_file is not None else {}
+    file_grid = file_data.pop("sweep", None) or {}
+    if not isinstance(file_grid, dict):
+        raise BadInput(f"{config_file}: sweep: expected a mapping of keys to values, lists or ranges a..b")
+    file_seeds = file_data.pop("seeds", None)
+    file_axis = file_data.pop("axis", None)
+    try:
+        base_values = {str(k): config.coerce(Config, str(k), v) for k, v in file_data.items()}
+        g = grid.parse_grid(Config, file_grid)
+    except BadInput as exc:
+        raise BadInput(f"{config_file}: {exc}") from None
+    g.update(grid.parse_grid(Config, words))
+    seeds = seeds if seeds is not None else (file_seeds if file_seeds is not None else 3)
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise BadInput(f"seeds: expected an integer >= 1, got {seeds!r}")
+    return _make_spec(config.build(Config, base_values), g, axis or file_axis or "T", seeds)
+
+
+# ---------------------------------------------------------------------------------------
+# Jobs
+
+
+@dataclass(frozen=True)
+class Job:
+    """One training run of the sweep.
+
+    Attributes
+    ----------
+    job_id : str
+        Folder name under ``jobs/``, e.g. ``T07_lr0.3_r1``.
+    setting : dict
+        Values of the swept keys (axis included).
+    replicate : int
+        Seed index r = 0..seeds-1.
+    cfg : Config
+        The job's full config (its seed from :func:`frnn_cli.grid.job_seed`).
+    """
+
+    job_id: str
+    setting: dict[str, Any]
+    replicate: int
+    cfg: Config
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def plan(spec: SweepSpec) -> list[Job]:
+    """Every job of the sweep, axis value by axis value (so results for small T come first)."""
+    jobs = []
+    for setting in grid.expand(spec.grid):
+        for r in range(spec.seeds):
+            cfg = replace(spec.base, **setting, seed=grid.job_seed(spec.base.seed, r))
+            job_id = "_".join(f"{k}{_fmt(v)}" for k, v in setting.items()) + f"_r{r}"
+            jobs.append(Job(job_id, setting, r, cfg))
+    return jobs
+
+
+def describe_plan(spec: SweepSpec, n_jobs: int) -> str:
+    """One line such as ``Launching 300 jobs: T=1..20 x lr=0.03,0.1,0.3,1,3 x 3 seeds``."""
+
+    def values(k: str) -> str:
+        v = spec.grid[k]
+        if all(isinstance(x, int) for x in v) and len(v) > 2 and v == list(range(v[0], v[-1] + 1)):
+            return f"{v[0]}..{v[-1]}"
+        return ",".join(_fmt(x) for x in v)
+
+    parts = [f"{k}={values(k)}" for k in spec.grid]
+    return f"Launching {n_jobs} jobs: {' x '.join(parts)} x {spec.seeds} seeds"
+
+
+def _worker_init() -> None:
+    # Ctrl-C is handled by the parent, which lets running jobs finish and cancels the rest.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def run_job(cfg_dict: dict[str, Any], run_dir: str) -> dict[str, Any]:
+    """Run one training job into ``run_dir`` (module-level so a process pool can pickle it).
+
+    Returns
+    -------
+    The job's summary dict (as in its ``summary.json``), or ``{"status": "failed",
+    "error": "..."}`` if training raised.
+    """
+    from frnn_cli.runs import run_train_job
+
+    try:
+        return run_train_job(Config(**cfg_dict), Path(run_dir), plots=False)
+    except Exception as exc:  # a failed job is recorded; the sweep goes on
+        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+
+
+def _load_done(job_dir: Path) -> dict[str, Any] | None:
+    try:
+        summary = json.loads((job_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if summary.get("status") in DONE_STATUSES else None
+
+
+@dataclass
+class SweepProgress:
+    """What the callback receives after each finished job."""
+
+    done: int
+    total: int
+    job: Job
+    summary: dict[str, Any]
+
+
+def run_jobs(
+    jobs: list[Job],
+    sweep_dir: Path,
+    workers: int,
+    callback: Callable[[SweepProgress], None] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Run the jobs that are not already done in ``sweep_dir/jobs``; return every job's summary.
+
+    A job whose folder holds a ``summary.json`` with status completed or diverged is not
+    run again (this is what ``--resume`` relies on); any other folder is cleared and re-run.
+
+    Parameters
+    ----------
+    jobs : list of Job
+    sweep_dir : Path
+    workers : int, >= 1
+        Worker processes (each with one BLAS thread).
+    callback : callable(SweepProgress), optional
+
+    Returns
+    -------
+    dict job_id -> summary dict.
+
+    Raises
+    ------
+    KeyboardInterrupt
+        After letting running jobs finish and cancelling the queued ones.
+    """
+    jobs_dir = sweep_dir / "jobs"
+    jobs_dir.mkdir(exist_ok=True)
+    results: dict[str, dict[str, Any]] = {}
+    todo = []
+    for job in jobs:
+        done = _load_done(jobs_dir / job.job_id)
+        if done is not None:
+            results[job.job_id] = done
+        else:
+            todo.append(job)
+    total = len(jobs)
+    if callback is not None:
+        for job in jobs:
+            if job.job_id in results:
+                callback(SweepProgress(len(results), total, job, results[job.job_id]))
+    if not todo:
+        return results
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"  # inherited by the spawned workers
+    ctx = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+    pending: dict[Future, Job] = {}
+    try:
+        for job in todo:
+            job_dir = jobs_dir / job.job_id
+            if job_dir.exists():
+                shutil.rmtree(job_dir)
+            job_dir.mkdir()
+            pending[pool.submit(run_job, config.to_dict(job.cfg), str(job_dir))] = job
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                job = pending.pop(fut)
+                try:
+                    summary = fut.result()
+                except Exception as exc:  # the worker process died
+                    summary = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+                results[job.job_id] = summary
+                if callback is not None:
+                    callback(SweepProgress(len(results), total, job, summary))
+    except KeyboardInterrupt:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return results
+
+
+# ---------------------------------------------------------------------------------------
+# Tuning and the verdict
+
+
+def _mean(values: list[float]) -> float:
+    return statistics.fmean(values) if values else math.nan
+
+
+def summarize(spec: SweepSpec, jobs: list[Job], results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Tune at every axis value, test the winner against chance per seed, find ``max_T``.
+
+    Parameters
+    ----------
+    spec : SweepSpec
+    jobs : list of Job (from :func:`plan`)
+    results : dict job_id -> job summary (keys ``status``, ``best``, ``test``; see
+        :func:`frnn_cli.runs.run_train_job`)
+
+    Returns
+    -------
+    dict with "rows" (one per axis value: chosen setting, chosen steps per seed, validation
+    accuracy, test accuracy and p-value per seed, learned), "settings" (every setting's mean
+    validation accuracy and loss, for the tuning heat map), "max_T", "max_T_contiguous",
+    "n_failed", "n_diverged".
+    """
+    alpha = spec.base.alpha
+    by_setting: dict[tuple, list[tuple[Job, dict[str, Any]]]] = {}
+    for job in jobs:
+        key = tuple(job.setting.items())
+        by_setting.setdefault(key, []).append((job, results.get(job.job_id, {"status": "missing"})))
+
+    settings = []
+    for key, members in by_setting.items():
+        ok = [s for _, s in members if s.get("status") in DONE_STATUSES and s.get("best")]
+        diverged = sum(s.get("status") == "diverged" for _, s in members)
+        failed = sum(s.get("status") not in DONE_STATUSES for _, s in members)
+        settings.append({
+            "setting": dict(key),
+            "val_acc": _mean([s["best"]["val_acc"] for s in ok]),
+            "val_loss": _mean([s["best"]["val_loss"] for s in ok]),
+            "n_diverged": diverged,
+            "n_failed": failed,
+            "members": members,
+        })
+
+    rows = []
+    for value in spec.grid[spec.axis]:
+        candidates = [s for s in settings if s["setting"][spec.axis] == value and not math.isnan(s["val_acc"])]
+        if not candidates:
+            rows.append({spec.axis: value, "learned": False, "status": "no completed job"})
+            continue
+        # Rank: no diverged seed first, then highest validation accuracy, then lowest loss.
+        best = min(candidates, key=lambda s: (s["n_diverged"] > 0, -s["val_acc"], s["val_loss"]))
+        tests, steps, p_values, accs = [], [], [], []
+        for job, s in best["members"]:
+            if s.get("status") in DONE_STATUSES and s.get("test"):
+                t = grid.chance_test(int(s["test"]["correct"]), int(s["test"]["n"]), alpha)
+                tests.append(t.better)
+                accs.append(t.accuracy)
+                p_values.append(t.p_value)
+                steps.append(s["best"]["step"])
+            else:
+                tests.append(False)
+                accs.append(math.nan)
+                p_values.append(math.nan)
+                steps.append(None)
+        rows.append({
+            spec.axis: value,
+            **{k: best["setting"][k] for k in spec.tuned},
+            "steps": steps,
+            "val_acc": best["val_acc"],
+            "val_loss": best["val_loss"],
+            "test_acc": accs,
+            "test_acc_mean": _mean([a for a in accs if not math.isnan(a)]),
+            "p_value": p_values,
+            "better_than_chance": tests,
+            "learned": grid.learned(tests),
+            "n_diverged": best["n_diverged"],
+            "best_job": [job.job_id for job, _ in best["members"]],
+        })
+    axis_vals = [r[spec.axis] for r in rows]
+    max_t, max_t_contiguous = grid.max_T(axis_vals, [r["learned"] for r in rows])
+    return {
+        "axis": spec.axis,
+        "tuned": spec.tuned,
+        "alpha": alpha,
+        "seeds": spec.seeds,
+        "n_test": spec.base.n_test,
+        "max_T": max_t,
+        "max_T_contiguous": max_t_contiguous,
+        "rows": rows,
+        "settings": [{k: v for k, v in s.items() if k != "members"} for s in settings],
+        "n_jobs": len(jobs),
+        "n_failed": sum(s["n_failed"] for s in settings),
+        "n_diverged": sum(s["n_diverged"] for s in settings),
+    }
+
+
+def summary_csv(summary: dict[str, Any]) -> str:
+    """``summary.csv`` text: one row per axis value; per-seed values joined with ``;``."""
+    axis, tuned = summary["axis"], summary["tuned"]
+    cols = [axis, *tuned, "steps", "val_acc", "test_acc_mean", "test_acc", "p_value", "better_than_chance", "learned"]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(cols)
+
+    def cell(v: Any) -> str:
+        if isinstance(v, list):
+            return ";".join(cell(x) for x in v)
+        if isinstance(v, float):
+            return "" if math.isnan(v) else f"{v:.6g}"
+        if v is None:
+            return ""
+        return str(v).lower() if isinstance(v, bool) else str(v)
+
+    for row in summary["rows"]:
+        w.writerow([cell(row.get(c)) for c in cols])
+    return buf.getvalue()
+
+
+def dump_spec(spec: SweepSpec) -> str:
+    """``sweep.yaml``: the resolved spec, readable by ``frnn sweep --config``."""
+    return yaml.safe_dump(spec.to_dict(), sort_keys=False, default_flow_style=None)
+
+
+def check_resume(stored: SweepSpec, requested: SweepSpec | None) -> SweepSpec:
+    """The spec to resume with: the stored one, after checking it equals the requested one.
+
+    Raises
+    ------
+    BadInput
+        If a requested spec is given and differs (names the first differing key).
+    """
+    if requested is None:
+        return stored
+    a, b = stored.to_dict(), requested.to_dict()
+    for key in a.keys() | b.keys():
+        if a.get(key) != b.get(key):
+            raise BadInput(
+                f"--resume: {key} differs from the interrupted sweep ({a.get(key)!r} there, {b.get(key)!r} now); "
+                "run without key=value words to resume it as it was"
+            )
+    return stored
+
+
+def load_spec(sweep_dir: Path) -> SweepSpec:
+    """Read ``sweep.yaml`` of an existing sweep folder.
+
+    Raises
+    ------
+    BadInput
+        If the folder or its ``sweep.yaml`` is missing or invalid.
+    """
+    path = Path(sweep_dir) / SPEC_FILE
+    if not path.is_file():
+        raise BadInput(f"--resume: {str(sweep_dir)!r} is not a sweep folder (no {SPEC_FILE})")
+    return spec_from_dict(config.load_yaml(path))
+
+
+def read_metrics(job_dir: Path) -> dict[str, list[float]]:
+    """Columns of a job's ``metrics.csv`` as lists of floats (empty dict if missing)."""
+    try:
+        text = (job_dir / "metrics.csv").read_text()
+    except OSError:
+        return {}
+    rows = list(csv.DictReader(io.StringIO(text)))
+    if not rows:
+        return {}
+    return {k: [float(r[k]) if r[k] not in ("", None) else math.nan for r in rows] for k in rows[0]}
+
+
+def collect_curves(sweep_dir: Path, summary: dict[str, Any]) -> tuple[dict, dict]:
+    """Per axis value, the chosen setting's validation-loss curves and gradient-path norms.
+
+    Returns
+    -------
+    curves : dict axis value -> list of (steps (N,), val_loss (N,)) per seed
+    norms : dict axis value -> {"grad_W_first", "R_init", "R_best", "jac_init", "jac_best"},
+        medians over seeds (see :func:`frnn_cli.plots_sweep.gradient_norms_vs_T`)
+    """
+    import numpy as np
+
+    axis = summary["axis"]
+    curves: dict[Any, list] = {}
+    norms: dict[Any, dict[str, float]] = {}
+    for row in summary["rows"]:
+        if "best_job" not in row:
+            continue
+        per_seed: dict[str, list[float]] = {k: [] for k in ("grad_W_first", "R_init", "R_best", "jac_init", "jac_best")}
+        for job_id, best_step in zip(row["best_job"], row["steps"]):
+            m = read_metrics(sweep_dir / "jobs" / job_id)
+            if not m or best_step is None:
+                continue
+            steps = np.array(m["step"])
+            curves.setdefault(row[axis], []).append((steps, np.array(m["val_loss"])))
+            b = int(np.argmin(np.abs(steps - best_step)))
+            per_seed["grad_W_first"].append(m["grad_norm_W"][1] if len(steps) > 1 else math.nan)
+            per_seed["R_init"].append(m["R_spectral_norm"][0])
+            per_seed["R_best"].append(m["R_spectral_norm"][b])
+            per_seed["jac_init"].append(m["jacobian_norm"][0])
+            per_seed["jac_best"].append(m["jacobian_norm"][b])
+        norms[row[axis]] = {k: float(np.nanmedian(v)) if v else math.nan for k, v in per_seed.items()}
+    return curves, norms
+
+
+def run_sweep(
+    spec: SweepSpec,
+    sweep_dir: Path,
+    workers: int,
+    callback: Callable[[SweepProgress], None] | None = None,
+    argv: list[str] | None = None,
+    resumed: bool = False,
+) -> dict[str, Any]:
+    """Run (or resume) a whole sweep in ``sweep_dir`` and write its summary and plots.
+
+    Writes ``sweep.yaml`` (the resolved spec; kept when resuming), ``meta.json`` (status
+    running -> completed / failed / interrupted), one folder per job under ``jobs/``,
+    ``summary.json``, ``summary.csv`` and ``plots/{accuracy_vs_T, tuning_heatmap,
+    learning_curves, gradient_norms_vs_T}.png``. All files are written atomically.
+
+    Returns
+    -------
+    dict, the content of ``summary.json`` (see :func:`summarize`) plus "seconds".
+
+    Raises
+    ------
+    KeyboardInterrupt
+        After recording status "interrupted" (finished jobs stay on disk).
+    """
+    import time
+
+    from frnn_cli import plots_sweep
+    from frnn_cli.runs import atomic_write_json, atomic_write_text, base_meta
+
+    start = time.perf_counter()
+    jobs = plan(spec)
+    if not resumed:
+        atomic_write_text(sweep_dir / SPEC_FILE, dump_spec(spec))
+    meta = base_meta(spec.base.seed, argv)
+    meta.update({"kind": "sweep", "n_jobs": len(jobs), "workers": workers, "resumed": resumed})
+    atomic_write_json(sweep_dir / "meta.json", meta)
+
+    def finish(status: str) -> None:
+        from datetime import datetime
+
+        meta.update(status=status, end_time=datetime.now().astimezone().isoformat(timespec="seconds"))
+        atomic_write_json(sweep_dir / "meta.json", meta)
+
+    try:
+        results = run_jobs(jobs, sweep_dir, workers, callback)
+    except KeyboardInterrupt:
+        finish("interrupted")
+        raise
+    summary = summarize(spec, jobs, results)
+    summary["seconds"] = round(time.perf_counter() - start, 2)
+    summary["failed_jobs"] = {
+        j.job_id: results[j.job_id].get("error", "") for j in jobs if results[j.job_id].get("status") not in DONE_STATUSES
+    }
+    atomic_write_json(sweep_dir / "summary.json", _json_safe(summary))
+    atomic_write_text(sweep_dir / "summary.csv", summary_csv(summary))
+    plot_dir = sweep_dir / "plots"
+    plot_dir.mkdir(exist_ok=True)
+    base = config.to_dict(spec.base)
+    curves, norms = collect_curves(sweep_dir, summary)
+    plots_sweep.accuracy_vs_T(summary, base, plot_dir / "accuracy_vs_T.png")
+    if "lr" in spec.grid:
+        plots_sweep.tuning_heatmap(summary, base, plot_dir / "tuning_heatmap.png", key="lr")
+    elif spec.tuned:
+        plots_sweep.tuning_heatmap(summary, base, plot_dir / "tuning_heatmap.png", key=spec.tuned[0])
+    plots_sweep.learning_curves(summary, base, curves, plot_dir / "learning_curves.png")
+    plots_sweep.gradient_norms_vs_T(summary, base, norms, plot_dir / "gradient_norms_vs_T.png")
+    finish("failed" if summary["n_failed"] else "completed")
+    return summary
+
+
+def _json_safe(obj: Any) -> Any:
+    """NaN -> None, recursively (JSON has no NaN)."""
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+__all__ = [
+    "DEFAULT_LR",
+    "Job",
+    "SweepProgress",
+    "SweepSpec",
+    "check_resume",
+    "describe_plan",
+    "dump_spec",
+    "load_spec",
+    "plan",
+    "resolve_spec",
+    "run_jobs",
+    "run_sweep",
+    "summarize",
+    "summary_csv",
+]

@@ -1,0 +1,152 @@
+"""frnn sweep on small real grids: tuning, worker independence, resume, bad input."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from frnn_cli import sweep
+from frnn_cli.config import Config
+
+# Small and fast: T = 1 is learned within a few dozen steps with lr = 3, lr = 1e-4 stays at chance.
+SMALL = ["steps=60", "eval_every=20", "n_val=100", "n_test=200", "stop_loss=null"]
+
+
+def _msg(r):
+    return f"exit {r.exit_code}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
+
+
+def _sweep_dir(runs: Path) -> Path:
+    (d,) = [p for p in runs.iterdir() if "-sweep-" in p.name]
+    return d
+
+
+@pytest.fixture(scope="module")
+def small_sweep(tmp_path_factory):
+    """One real sweep, T=1..2 x lr=1e-4,3 x 2 seeds, on 2 workers."""
+    from typer.testing import CliRunner
+
+    from frnn_cli.cli import app
+
+    runs = tmp_path_factory.mktemp("runs")
+    r = CliRunner().invoke(app, ["sweep", "T=1..2", "lr=1e-4,3", "--seeds", "2", "--workers", "2",
+                                 "--runs-dir", str(runs), *SMALL])
+    assert r.exit_code == 0, _msg(r)
+    return r, _sweep_dir(runs)
+
+
+def test_sweep_writes_every_file_and_prints_max_T(small_sweep):
+    r, d = small_sweep
+    assert "Launching 8 jobs: T=1,2 x lr=0.0001,3 x 2 seeds" in r.stdout
+    assert "maximal T better than chance:" in r.stdout
+    for name in ("sweep.yaml", "meta.json", "summary.csv", "summary.json"):
+        assert (d / name).is_file(), name
+    for name in ("accuracy_vs_T", "tuning_heatmap", "learning_curves", "gradient_norms_vs_T"):
+        assert (d / "plots" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    assert len(list((d / "jobs").iterdir())) == 8
+    meta = json.loads((d / "meta.json").read_text())
+    assert meta["status"] == "completed" and meta["n_jobs"] == 8
+
+
+def test_tuning_picks_the_setting_with_the_best_validation_accuracy(small_sweep):
+    _, d = small_sweep
+    summary = json.loads((d / "summary.json").read_text())
+    for row in summary["rows"]:
+        candidates = [s for s in summary["settings"] if s["setting"]["T"] == row["T"]]
+        best = max(candidates, key=lambda s: (s["val_acc"], -s["val_loss"]))
+        assert row["lr"] == best["setting"]["lr"], (row, candidates)
+        # Cross-check against the jobs' own summary.json files.
+        accs = [json.loads((d / "jobs" / j / "summary.json").read_text())["best"]["val_acc"] for j in row["best_job"]]
+        assert row["val_acc"] == pytest.approx(sum(accs) / len(accs))
+    # lr = 3 learns T = 1 (the first element is the class); lr = 1e-4 cannot in 60 steps.
+    row1 = summary["rows"][0]
+    assert row1["lr"] == 3.0 and row1["learned"] is True
+    assert summary["max_T"] in (1, 2) and summary["max_T_contiguous"] >= 1
+
+
+def test_summary_csv_matches_summary_json(small_sweep):
+    _, d = small_sweep
+    lines = (d / "summary.csv").read_text().splitlines()
+    assert lines[0] == "T,lr,steps,val_acc,test_acc_mean,test_acc,p_value,better_than_chance,learned"
+    summary = json.loads((d / "summary.json").read_text())
+    assert len(lines) == 1 + len(summary["rows"])
+    first = lines[1].split(",")
+    assert first[0] == "1" and float(first[1]) == summary["rows"][0]["lr"]
+    assert first[-1] == str(summary["rows"][0]["learned"]).lower()
+
+
+def test_one_worker_gives_the_identical_summary(small_sweep, tmp_path, cli):
+    _, d2 = small_sweep
+    r = cli("sweep", "T=1..2", "lr=1e-4,3", "--seeds", "2", "--workers", "1", "--runs-dir", str(tmp_path), *SMALL)
+    assert r.exit_code == 0, _msg(r)
+    assert (_sweep_dir(tmp_path) / "summary.csv").read_text() == (d2 / "summary.csv").read_text()
+
+
+def test_resume_runs_only_the_missing_jobs(small_sweep, tmp_path, cli):
+    _, done = small_sweep
+    d = tmp_path / "interrupted"
+    shutil.copytree(done, d)
+    jobs = sorted((d / "jobs").iterdir())
+    keep_mtime = {p.name: (p / "summary.json").stat().st_mtime_ns for p in jobs[2:]}
+    shutil.rmtree(jobs[0])  # never started
+    (jobs[1] / "summary.json").unlink()  # started, not finished
+    (d / "summary.csv").unlink()
+    r = cli("sweep", "--resume", str(d), "--workers", "1")
+    assert r.exit_code == 0, _msg(r)
+    assert (d / "summary.csv").read_text() == (done / "summary.csv").read_text()
+    for p in jobs[2:]:
+        assert (p / "summary.json").stat().st_mtime_ns == keep_mtime[p.name], p.name
+    assert (jobs[0] / "summary.json").is_file() and (jobs[1] / "summary.json").is_file()
+
+
+def test_resume_refuses_a_different_grid(small_sweep, cli):
+    _, d = small_sweep
+    r = cli("sweep", "--resume", str(d), "T=1..3", "lr=1e-4,3", "--seeds", "2", *SMALL)
+    assert r.exit_code == 2, _msg(r)
+    assert "differs from the interrupted sweep" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["T=5..1"], "the range is empty"),
+        (["T=0..3"], "T: expected a value >= 1"),
+        (["T=1.5..3"], "a range needs two integers"),
+        (["lr="], "has no value"),
+        (["--axis", "TT"], "unknown key 'TT'"),
+        (["--resume", "/nonexistent/sweep"], "does not exist"),
+    ],
+)
+def test_bad_sweep_input_is_one_line_exit_2(cli, args, fragment, tmp_path):
+    r = cli("sweep", *args, "--runs-dir", str(tmp_path), "--dry-run")
+    assert r.exit_code == 2, _msg(r)
+    assert len(r.stderr.strip().splitlines()) == 1 and fragment in r.stderr, _msg(r)
+    assert not any(tmp_path.iterdir())
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(cli, tmp_path):
+    r = cli("sweep", "T=1..20", "--dry-run", "--runs-dir", str(tmp_path))
+    assert r.exit_code == 0, _msg(r)
+    n = 20 * len(sweep.DEFAULT_LR) * 3
+    assert f"Launching {n} jobs: T=1..20 x lr=0.03,0.1,0.3,1,3 x 3 seeds" in r.stdout
+    assert not any(tmp_path.iterdir())
+
+
+def test_spec_round_trips_through_sweep_yaml(tmp_path):
+    spec = sweep.resolve_spec(None, ["T=1..4", "lr=1e-5,1e-4", "optimizer=adam"], None, 2)
+    assert spec.base.optimizer == "adam" and spec.grid == {"T": [1, 2, 3, 4], "lr": [1e-5, 1e-4]}
+    (tmp_path / "sweep.yaml").write_text(sweep.dump_spec(spec))
+    again = sweep.load_spec(tmp_path)
+    assert again == spec
+    jobs = sweep.plan(spec)
+    assert all(type(j.cfg.lr) is float for j in jobs) and {j.cfg.lr for j in jobs} == {1e-5, 1e-4}
+    assert isinstance(again.base, Config)
+
+
+def test_sweep_config_file_with_a_grid(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("steps: 50\nseeds: 2\nsweep:\n  T: 1..3\n  lr: [0.1, 1]\n")
+    spec = sweep.resolve_spec(f, ["lr=0.3,3"], None, None)
+    assert spec.seeds == 2 and spec.base.steps == 50
+    assert spec.grid == {"T": [1, 2, 3], "lr": [0.3, 3.0]}  # the command line wins
