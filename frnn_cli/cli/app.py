@@ -80,6 +80,8 @@ app.command("generate", no_args_is_help=False)(cmd_generate.generate)
 app.command("gradcheck")(cmd_gradcheck.gradcheck)
 from frnn_cli.cli import cmd_train  # noqa: E402
 app.command("train")(cmd_train.train)
+from frnn_cli.cli import cmd_sweep  # noqa: E402
+app.command("sweep")(cmd_sweep.sweep_cmd)
 from frnn_cli.cli import cmd_vanishing  # noqa: E402
 app.command("vanishing")(cmd_vanishing.vanishing)
 
