@@ -478,16 +478,15 @@ def load_spec(sweep_dir: Path) -> SweepSpec:
     return spec_from_dict(config.load_yaml(path))
 
 
-def read_metrics(job_dir: Path) -> dict[str, list[float]]:
-    """Columns of a job's ``metrics.csv`` as lists of floats (empty dict if missing)."""
+def _metric_columns(job_dir: Path) -> dict[str, list[float]]:
+    """A job's ``metrics.csv`` as columns (empty dict if missing or unreadable)."""
+    from frnn_cli.runs import read_metrics
+
     try:
-        text = (job_dir / "metrics.csv").read_text()
-    except OSError:
+        rows = read_metrics(job_dir / "metrics.csv")
+    except (OSError, ValueError):
         return {}
-    rows = list(csv.DictReader(io.StringIO(text)))
-    if not rows:
-        return {}
-    return {k: [float(r[k]) if r[k] not in ("", None) else math.nan for r in rows] for k in rows[0]}
+    return {k: [r[k] for r in rows] for k in rows[0]} if rows else {}
 
 
 def collect_curves(sweep_dir: Path, summary: dict[str, Any]) -> tuple[dict, dict]:
@@ -509,7 +508,7 @@ def collect_curves(sweep_dir: Path, summary: dict[str, Any]) -> tuple[dict, dict
             continue
         per_seed: dict[str, list[float]] = {k: [] for k in ("grad_W_first", "R_init", "R_best", "jac_init", "jac_best")}
         for job_id, best_step in zip(row["best_job"], row["steps"]):
-            m = read_metrics(sweep_dir / "jobs" / job_id)
+            m = _metric_columns(sweep_dir / "jobs" / job_id)
             if not m or best_step is None:
                 continue
             steps = np.array(m["step"])
