@@ -25,27 +25,41 @@ with delta(T+1) = 0::
 The term R^T delta(t+1) carries the error back through time; docs/gradients.md derives it.
 
 Implementation notes (this is the project's hot path; benchmarks/bench_update.py times
-it). Arrays are stored time-major, (T, B, .), so each step reads and writes one contiguous
-(B, I) block. The input term W x(t) for all t (written straight into the state array), the
-derivatives 1 - a(t)^2 (two in-place passes, no temporaries) and the three weight
-gradients are vectorised calls outside the time loop. Per time step the forward pass makes
-3 NumPy calls (``np.dot`` into a preallocated scratch row, add into the state row, tanh in
-place) and the backward pass 2 (multiply in place, ``np.dot`` into the preallocated error
-row), plus 1 add per step when there is a target at every step. ``np.dot(..., out=)`` is
-used rather than ``np.matmul``: at B = 1 its per-call overhead is about 0.5 us lower, which
-is a quarter of a step. R is made contiguous as R^T once per call, so no product inside
-the loop sees a transposed view. At B = 1 these 5 calls (about 1 us each) are the whole
-per-step cost; at B >= 32 the GEMMs and tanh dominate. NumPy only.
+it, benchmarks/README.md has the figures). Arrays are stored time-major, (T, B, .), so each
+step reads and writes one contiguous (B, I) block, and blocks of 2 KiB or more start on a
+64-byte boundary (misaligned blocks made the per-step calls up to 2x slower). The input
+term W x(t) for all t (written straight into the state array), the derivatives 1 - a(t)^2
+(two in-place passes, no temporaries) and the three weight gradients are vectorised calls
+outside the time loop; dR is one GEMM over all T * B rows, in blocks of 512 rows when
+there are more. Per time step the forward pass makes 3 NumPy calls (``np.dot`` into a
+scratch row, add into the state row, tanh in place) and the backward pass 2 (multiply in
+place, ``np.dot`` into the error row), plus 1 add per step when there is a target at
+every step. ``np.dot`` with a positional ``out`` is used rather than ``np.matmul``: at
+B = 1 its per-call overhead is about 0.5 us lower, a quarter of a step. R is made
+contiguous as R^T once per call, so no product inside the loop sees a transposed view.
+At B = 1 these 5 calls (about 1 us each) are the whole per-step cost; at B >= 32 the GEMMs
+and tanh dominate. Many-to-one BPTT stops once the error signal has fallen below
+tiny/eps of the dtype (see ``_flush_level``: it keeps float32 out of the slow subnormal
+range at long T). NumPy only.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 
 PARAM_NAMES = ("W", "R", "V")
+
+#: Byte alignment of the arrays the time loops work on: a cache line, and the width of an
+#: AVX-512 register. NumPy only guarantees 16; at B = 32 a (B, I) block that starts 16 or
+#: 48 bytes past a cache line made np.dot, np.tanh and np.multiply up to 2x slower, so the
+#: speed of an update depended on where malloc happened to put the arrays.
+_ALIGN = 64
+_ALIGN_MIN = 2048  # bytes of a (B, I) block from which the arrays are aligned
 
 #: Rows (time steps x sequences) per GEMM block in the weight-gradient sums; see _sum_outer.
 _GEMM_ROWS = 512
@@ -172,21 +186,63 @@ def run_forward(params: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     W, R = params["W"], params["R"]
     T, B, D = x.shape
     I = W.shape[0]
-    A = np.empty((T + 1, B, I), dtype=np.result_type(W, x))
+    A, s = _empty_rows(T + 1, B, I, np.result_type(W, x))  # s: scratch row
     A[0] = 0.0
     # W x(t) for every t in one call, written straight into A[1:]; np.dot with a contiguous
     # W^T is several times faster than matmul's broadcasting path (and than a broadcast
     # multiply) when D = 1, an outer product.
     np.dot(x.reshape(T * B, D), np.ascontiguousarray(W.T, dtype=A.dtype), out=A[1:].reshape(T * B, I))
     RT = np.ascontiguousarray(R.T, dtype=A.dtype)
-    s = np.empty((B, I), dtype=A.dtype)
     dot, add, tanh = np.dot, np.add, np.tanh
     # 3 NumPy calls per step.
     for a_prev, a in zip(A[:-1], A[1:]):
-        dot(a_prev, RT, out=s)  # (B, I) = a(t-1) R^T
-        add(a, s, out=a)  # s(t) = W x(t) + R a(t-1)
-        tanh(a, out=a)
+        dot(a_prev, RT, s)  # (B, I) = a(t-1) R^T; `out` positional: ~0.1 us less per call
+        add(a, s, a)  # s(t) = W x(t) + R a(t-1)
+        tanh(a, a)
     return A
+
+
+def _empty_rows(T: int, B: int, I: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Uninitialised (T, B, I) and (B, I) arrays; 64-byte aligned when a (B, I) block is big.
+
+    Blocks of at least ``_ALIGN_MIN`` bytes are carved out of one aligned buffer, so with
+    B * I * itemsize a multiple of 64 (I = 32 in float64) every block [t] starts on a cache
+    line. Smaller blocks gain nothing from it and would pay its ~2 us: plain np.empty.
+    """
+    dtype = np.dtype(dtype)
+    if B * I * dtype.itemsize < _ALIGN_MIN:
+        return np.empty((T, B, I), dtype), np.empty((B, I), dtype)
+    n = T * B * I
+    flat = _aligned_empty(n + B * I, dtype)
+    return flat[:n].reshape(T, B, I), flat[n:].reshape(B, I)
+
+
+def _aligned_empty(n: int, dtype: np.dtype) -> np.ndarray:
+    """An uninitialised 1-D array of n elements of ``dtype`` starting on a 64-byte boundary."""
+    itemsize = np.dtype(dtype).itemsize
+    buf = np.empty(n * itemsize + _ALIGN, np.uint8)
+    off = -buf.ctypes.data % _ALIGN
+    return buf[off : off + n * itemsize].view(dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def _flush_level(dtype: np.dtype) -> float:
+    """Magnitude below which a many-to-one backward pass treats the error signal as zero.
+
+    tiny / eps of the dtype: 9.9e-32 for float32, 1.0e-292 for float64. BPTT with small
+    weights shrinks dL/da(t) geometrically (by about ||R||_2 ~ 0.06 per step at the
+    reference initialisation), so in float32 it reaches the subnormal range (< tiny) after
+    about 25 steps, and every product with a subnormal operand or result takes a
+    microcode assist on x86: the float32 update at T = 100 ran 2.5-3x slower than with
+    the CPU's flush-to-zero mode (benchmarks/README.md). Once *every* entry of dL/da(t)
+    is below this level, :func:`backward` sets delta(1..t) to zero and stops. What that
+    drops from each entry of dW and dR is below t * B * tiny / eps * max|x(t), a(t)|
+    while ||R||_2 <= 1 (about 1e-28 in float32 at T * B = 3200), far below the rounding
+    error of any gradient entry this problem produces; float64 reaches the level only
+    after about 230 such steps.
+    """
+    info = np.finfo(dtype)
+    return float(info.tiny / info.eps)
 
 
 def _sum_outer(delta: np.ndarray, H: np.ndarray) -> np.ndarray:
@@ -250,7 +306,7 @@ def forward(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray) -> tupl
         z = A[1:] @ V.T  # (T, B, K)
     else:
         yt = y
-        z = A[T] @ V.T  # (B, K)
+        z = np.dot(A[T], V.T)  # (B, K)
     loss = float(bce_with_logits(z, yt).sum() / B)
     return loss, Cache(x=xt, A=A, z=z, y=yt, per_step=per_step)
 
@@ -268,6 +324,13 @@ def backward(params: dict[str, np.ndarray], cache: Cache) -> dict[str, np.ndarra
     dict with "W" (I, D), "R" (I, I), "V" (K, I): dL/dW, dL/dR, dL/dV, and
     "delta" (T, B, I): delta(t) = dL/ds(t) for every step (time-major), which the
     vanishing-gradient analysis reads.
+
+    Notes
+    -----
+    With a target at the end only, once every entry of dL/da(t) is below tiny/eps of the
+    dtype (9.9e-32 in float32, 1.0e-292 in float64) delta(1..t) are returned as exactly 0
+    rather than computed in the subnormal range, where x86 arithmetic is many times
+    slower; the bound on what this drops is in ``_flush_level``.
     """
     R, V = params["R"], params["V"]
     A, xt = cache.A, cache.x
@@ -278,25 +341,32 @@ def backward(params: dict[str, np.ndarray], cache: Cache) -> dict[str, np.ndarra
     # two fresh temporaries, several times slower at B = 256) and is overwritten, step by
     # step from t = T down to 1, with delta(t) = (1 - a(t)^2) * dL/da(t).
     A1 = A[1:]
-    delta = np.multiply(A1, A1)
-    np.subtract(1.0, delta, out=delta)
+    delta, g = _empty_rows(T, B, I, A.dtype)  # g: the error row dL/da(t)
+    np.multiply(A1, A1, delta)
+    np.subtract(1.0, delta, delta)
     multiply, dot = np.multiply, np.dot
-    if T > 0:
-        if cache.per_step:
-            top = psi @ V  # (T, B, I): V^T psi(t) for every t
-            g = top[T - 1].copy()  # dL/da(T)
-            # t = T .. 2, 3 NumPy calls per step.
-            for d, top_prev in zip(delta[:0:-1], top[-2::-1]):
-                multiply(d, g, out=d)  # delta(t) = (1 - a(t)^2) * dL/da(t)
-                dot(d, R, out=g)  # R^T delta(t): the error sent back to a(t-1)
-                g += top_prev
-        else:
-            g = psi @ V  # (B, I): dL/da(T)
-            # t = T .. 2, 2 NumPy calls per step.
-            for d in delta[:0:-1]:
-                multiply(d, g, out=d)
-                dot(d, R, out=g)
+    if cache.per_step and T > 0:
+        top = psi @ V  # (T, B, I): V^T psi(t) for every t
+        g = top[T - 1].copy()  # dL/da(T)
+        # t = T .. 2, 3 NumPy calls per step.
+        for d, top_prev in zip(delta[:0:-1], top[-2::-1]):
+            multiply(d, g, d)  # delta(t) = (1 - a(t)^2) * dL/da(t)
+            dot(d, R, g)  # R^T delta(t): the error sent back to a(t-1)
+            g += top_prev
         multiply(delta[0], g, out=delta[0])
+    elif T > 0:
+        np.dot(psi, V, g)  # (B, I): dL/da(T)
+        flush = _flush_level(delta.dtype)
+        # Row t of delta is delta(t+1). t = T-1 .. 1, 2 NumPy calls per step (+2 every 8th).
+        for t in range(T - 1, 0, -1):
+            d = delta[t]
+            multiply(d, g, d)
+            dot(d, R, g)  # now g = dL/da(t)
+            if t % 8 == 0 and g.max() < flush and g.min() > -flush:
+                delta[:t] = 0.0  # the error signal has vanished below the flush level
+                break
+        else:
+            multiply(delta[0], g, out=delta[0])
     dW = delta.reshape(T * B, I).T @ xt.reshape(T * B, D)
     # a(0) = 0, so step 1 adds nothing to dR.
     dR = _sum_outer(delta[1:], A[1:T]) if T > 1 else np.zeros_like(R, dtype=delta.dtype)
