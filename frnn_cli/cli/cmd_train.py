@@ -143,9 +143,10 @@ def train(
     console.print(_summary_table(summary, cfg.steps))
     test = summary["test"]
     colour = "green" if test["better_than_chance"] else "red"
+    which = "best checkpoint" if summary["status"] == "completed" else "best checkpoint before the divergence"
     console.print(
         f"[bold {colour}]{test['verdict']}[/]: test accuracy {test['accuracy']:.4f}, p {_p_eq(test['p_value'])} "
-        f"(T={cfg.T}, best checkpoint at step {summary['best_step']})",
+        f"(T={cfg.T}, {which} at step {summary['best_step']})",
         soft_wrap=True,
     )
     jac = summary["best"]["jacobian_norm"]
