@@ -84,8 +84,8 @@ def plot_vanishing(summary: VanishingSummary, path: str | Path, *, hidden: int, 
         if T <= 30:
             ax.set_xticks(t[:: max(1, T // 10)] if T > 10 else t)
     fig.suptitle(
-        f"Vanishing gradient: {hidden} hidden units, {network}, "
-        f"$\\|R\\|_2$ = {s.spectral_norm_R:.3g}, T = {T}, n = {s.n} sequences"
+        f"Vanishing gradient: {hidden} hidden units, $\\|R\\|_2$ = {s.spectral_norm_R:.3g}, "
+        f"T = {T}, n = {s.n} sequences\n{network}"
     )
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)

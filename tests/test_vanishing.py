@@ -345,3 +345,16 @@ def test_cli_bound_violation_is_exit_1_and_says_bug(cli, tmp_path, monkeypatch):
     assert "bug" in r.stderr and "exceeds the bound" in r.stderr, _msg(r)
     meta = json.loads((_only_folder(tmp_path) / "meta.json").read_text())
     assert meta["status"] == "failed" and meta["bound_violations"] == 12
+
+
+def test_cli_run_on_a_real_frnn_train_folder(cli, tmp_path):
+    # The folder `frnn train` writes (its config.yaml keys, model.npz arrays) must load as is.
+    r = cli("train", "T=3", "steps=20", "n_val=50", "n_test=50", "--no-plots", "--runs-dir", str(tmp_path / "train"))
+    assert r.exit_code == 0, _msg(r)
+    run = _only_folder(tmp_path / "train")
+    r = cli("vanishing", "--run", str(run), "n=5", "--runs-dir", str(tmp_path / "out"))
+    assert r.exit_code == 0, _msg(r)
+    rows = _read_csv(_only_folder(tmp_path / "out") / "vanishing.csv")
+    with np.load(run / "model.npz") as f:
+        r2 = np.linalg.svd(f["R"], compute_uv=False)[0]
+    assert len(rows) == 3 and float(rows[2]["bound"]) == pytest.approx(r2**2, rel=1e-12)

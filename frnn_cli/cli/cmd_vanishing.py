@@ -119,7 +119,7 @@ def _table_steps(T: int) -> list[int]:
 
 def _network_text(cfg: VanishingConfig, run: Path | None) -> str:
     if run is not None:
-        return f"trained ({cfg.optimizer}, lr={cfg.lr:g}, {cfg.steps} steps, T={_train_T(run)}; run {run.name})"
+        return f"trained with {cfg.optimizer}, lr={cfg.lr:g} at T={_train_T(run)} (run {run.name})"
     if cfg.init == "uniform":
         return f"fresh init uniform ±{cfg.init_scale:g}"
     return f"fresh init {cfg.init}"
