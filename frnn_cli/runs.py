@@ -1,9 +1,10 @@
 """Files on disk: atomic writers, run folders and the metadata every run records.
 
 Every file frnn writes goes through :func:`atomic_write_bytes`: the data goes to a
-temporary file in the same folder, is flushed to disk, and is renamed over the target
-(``os.replace`` is atomic on POSIX), so an interrupted command leaves either the old file
-or the new one, never half of one.
+temporary file in the same folder and is renamed over the target (``os.replace`` is atomic
+on POSIX), so an interrupted command (Ctrl-C, a crash, a kill) leaves either the old file or
+the new one, never half of one. There is no fsync: a sweep writes thousands of small files,
+and durability across a power cut is not what a re-runnable experiment needs.
 """
 
 from __future__ import annotations
@@ -17,8 +18,20 @@ from pathlib import Path
 import numpy as np
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename).
+    """Write ``data`` to ``path`` atomically (temporary file, then rename).
+
+    The file gets the permissions a plain ``open(path, "w")`` would give (0666 minus the
+    umask), not the 0600 of ``mkstemp``.
 
     Raises
     ------
@@ -30,8 +43,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         try:

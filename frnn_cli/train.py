@@ -41,7 +41,7 @@ from frnn_cli.optim import clip_global_norm, make_optimizer
 from frnn_cli.vanishing import jacobian_norms, spectral_norm
 
 #: Validation sequences over which the Jacobian norm ||da(T)/da(1)||_2 is taken (median).
-JACOBIAN_SEQUENCES = 64
+JACOBIAN_SEQUENCES = 32
 #: Sequences per forward pass when evaluating, which bounds memory at (T+1) * 512 * I floats.
 EVAL_CHUNK = 512
 #: Upper bound on the floats in one chunk of pre-sampled training batches (512 kB of float64).
@@ -75,7 +75,7 @@ class EvalRecord:
     R_spectral_norm : float
         ||R||_2, the largest singular value of R.
     jacobian_norm : float
-        Median over the first min(n_val, 64) validation sequences of ||da(T)/da(1)||_2
+        Median over the first min(n_val, 32) validation sequences of ||da(T)/da(1)||_2
         (:func:`frnn_cli.vanishing.jacobian_norms`); 1.0 when T = 1.
     """
 

@@ -12,7 +12,7 @@ from frnn_cli.config import Config, load_config
 from frnn_cli.data import sample_batch
 from frnn_cli.model import backward, forward, init_params
 from frnn_cli.optim import SGD, Adam, Momentum, clip_global_norm
-from frnn_cli.train import METRICS_COLUMNS, streams, train, training_batches
+from frnn_cli.train import JACOBIAN_SEQUENCES, METRICS_COLUMNS, streams, train, training_batches
 from frnn_cli.vanishing import jacobian_norms
 
 FAST = dict(n_val=200, n_test=400)
@@ -144,7 +144,7 @@ def test_first_evaluation_matches_a_hand_built_step():
     x_val, _ = sample_batch(rng["val"], cfg.n_val, cfg.T)
     h0, h1 = r.history
     assert h0.R_spectral_norm == pytest.approx(np.linalg.svd(p["R"], compute_uv=False)[0], rel=1e-12)
-    assert h0.jacobian_norm == pytest.approx(float(np.median(jacobian_norms(p, x_val[:64], end_only=True))), rel=1e-12)
+    assert h0.jacobian_norm == pytest.approx(float(np.median(jacobian_norms(p, x_val[:JACOBIAN_SEQUENCES], end_only=True))), rel=1e-12)
     x, y = next(training_batches(rng["train"], cfg.batch_size, cfg.T))
     loss, cache = forward(p, x, y)
     g = backward(p, cache)
