@@ -26,12 +26,10 @@ The term R^T delta(t+1) carries the error back through time; docs/gradients.md d
 
 Implementation notes (this is the project's hot path; benchmarks/bench_update.py times
 it, benchmarks/README.md has the figures). Arrays are stored time-major, (T, B, .), so each
-step reads and writes one contiguous (B, I) block, and blocks of 2 KiB or more start on a
-64-byte boundary (misaligned blocks made the per-step calls up to 2x slower). The input
-term W x(t) for all t (written straight into the state array), the derivatives 1 - a(t)^2
-(two in-place passes, no temporaries) and the three weight gradients are vectorised calls
-outside the time loop; dR is one GEMM over all T * B rows, in blocks of 512 rows when
-there are more. Per time step the forward pass makes 3 NumPy calls (``np.dot`` into a
+step reads and writes one contiguous (B, I) block. The input term W x(t) for all t
+(written straight into the state array), the derivatives 1 - a(t)^2 (two in-place passes,
+no temporaries) and the three weight gradients are vectorised calls outside the time
+loop; dR is one GEMM over all T * B rows, in blocks of 512 rows when there are more. Per time step the forward pass makes 3 NumPy calls (``np.dot`` into a
 scratch row, add into the state row, tanh in place) and the backward pass 2 (multiply in
 place, ``np.dot`` into the error row), plus 1 add per step when there is a target at
 every step. ``np.dot`` with a positional ``out`` is used rather than ``np.matmul``: at
@@ -46,20 +44,12 @@ range at long T). NumPy only.
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 
 PARAM_NAMES = ("W", "R", "V")
-
-#: Byte alignment of the arrays the time loops work on: a cache line, and the width of an
-#: AVX-512 register. NumPy only guarantees 16; at B = 32 a (B, I) block that starts 16 or
-#: 48 bytes past a cache line made np.dot, np.tanh and np.multiply up to 2x slower, so the
-#: speed of an update depended on where malloc happened to put the arrays.
-_ALIGN = 64
-_ALIGN_MIN = 2048  # bytes of a (B, I) block from which the arrays are aligned
 
 #: Rows (time steps x sequences) per GEMM block in the weight-gradient sums; see _sum_outer.
 _GEMM_ROWS = 512
@@ -186,7 +176,8 @@ def run_forward(params: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     W, R = params["W"], params["R"]
     T, B, D = x.shape
     I = W.shape[0]
-    A, s = _empty_rows(T + 1, B, I, np.result_type(W, x))  # s: scratch row
+    A = np.empty((T + 1, B, I), dtype=np.result_type(W, x))
+    s = np.empty((B, I), dtype=A.dtype)  # scratch row
     A[0] = 0.0
     # W x(t) for every t in one call, written straight into A[1:]; np.dot with a contiguous
     # W^T is several times faster than matmul's broadcasting path (and than a broadcast
@@ -200,29 +191,6 @@ def run_forward(params: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
         add(a, s, a)  # s(t) = W x(t) + R a(t-1)
         tanh(a, a)
     return A
-
-
-def _empty_rows(T: int, B: int, I: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """Uninitialised (T, B, I) and (B, I) arrays; 64-byte aligned when a (B, I) block is big.
-
-    Blocks of at least ``_ALIGN_MIN`` bytes are carved out of one aligned buffer, so with
-    B * I * itemsize a multiple of 64 (I = 32 in float64) every block [t] starts on a cache
-    line. Smaller blocks gain nothing from it and would pay its ~2 us: plain np.empty.
-    """
-    dtype = np.dtype(dtype)
-    if B * I * dtype.itemsize < _ALIGN_MIN:
-        return np.empty((T, B, I), dtype), np.empty((B, I), dtype)
-    n = T * B * I
-    flat = _aligned_empty(n + B * I, dtype)
-    return flat[:n].reshape(T, B, I), flat[n:].reshape(B, I)
-
-
-def _aligned_empty(n: int, dtype: np.dtype) -> np.ndarray:
-    """An uninitialised 1-D array of n elements of ``dtype`` starting on a 64-byte boundary."""
-    itemsize = np.dtype(dtype).itemsize
-    buf = np.empty(n * itemsize + _ALIGN, np.uint8)
-    off = -buf.ctypes.data % _ALIGN
-    return buf[off : off + n * itemsize].view(dtype)
 
 
 @functools.lru_cache(maxsize=None)
@@ -341,7 +309,8 @@ def backward(params: dict[str, np.ndarray], cache: Cache) -> dict[str, np.ndarra
     # two fresh temporaries, several times slower at B = 256) and is overwritten, step by
     # step from t = T down to 1, with delta(t) = (1 - a(t)^2) * dL/da(t).
     A1 = A[1:]
-    delta, g = _empty_rows(T, B, I, A.dtype)  # g: the error row dL/da(t)
+    delta = np.empty((T, B, I), dtype=A.dtype)
+    g = np.empty((B, I), dtype=A.dtype)  # the error row dL/da(t)
     np.multiply(A1, A1, delta)
     np.subtract(1.0, delta, delta)
     multiply, dot = np.multiply, np.dot
