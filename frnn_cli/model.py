@@ -216,17 +216,17 @@ def _flush_level(dtype: np.dtype) -> float:
 def _sum_outer(delta: np.ndarray, H: np.ndarray) -> np.ndarray:
     """sum_t delta[t]^T H[t] for (T, B, I) and (T, B, J) arrays: an (I, J) array.
 
-    One GEMM over the T * B stacked rows when they are at most ``_GEMM_ROWS``; otherwise
-    blocks of about ``_GEMM_ROWS`` rows, summed. Measured with OpenBLAS on this project's
-    machine: this tall-skinny product (K = T * B, M = I = 32, N = 32) runs at under half
-    the large-matmul rate once K reaches a few thousand, and about 1.3x faster in blocks
-    of 512 rows (benchmarks/README.md).
+    One GEMM over the T * B stacked rows when they are at most 2 * ``_GEMM_ROWS``;
+    otherwise blocks of about ``_GEMM_ROWS`` rows, summed. Measured with OpenBLAS on this
+    project's machine: this tall-skinny product (K = T * B, M = I = 32, N = 32) falls to
+    a third of the large-matmul rate once K reaches a few thousand, and runs 1.1-1.3x
+    faster in blocks of 512 rows; at K = 640 one GEMM is faster (benchmarks/README.md).
     """
     T, B, I = delta.shape
     J = H.shape[2]
-    steps = max(1, _GEMM_ROWS // max(B, 1))  # time steps per block
-    if steps >= T:
+    if T * B <= 2 * _GEMM_ROWS:
         return delta.reshape(T * B, I).T @ H.reshape(T * B, J)
+    steps = max(1, _GEMM_ROWS // B)  # time steps per block
     G = delta[:steps].reshape(steps * B, I).T @ H[:steps].reshape(steps * B, J)
     for t0 in range(steps, T, steps):
         t1 = min(T, t0 + steps)
