@@ -24,21 +24,21 @@ with delta(T+1) = 0::
 
 The term R^T delta(t+1) carries the error back through time; docs/gradients.md derives it.
 
-Implementation notes (this is the project's hot path; benchmarks/bench_update.py times
-it, benchmarks/README.md has the figures). Arrays are stored time-major, (T, B, .), so each
+Implementation notes (this is the project's hot path; benchmarks/bench_update.py times it,
+benchmarks/README.md has the figures). Arrays are stored time-major, (T, B, .), so each
 step reads and writes one contiguous (B, I) block. The input term W x(t) for all t
 (written straight into the state array), the derivatives 1 - a(t)^2 (two in-place passes,
-no temporaries) and the three weight gradients are vectorised calls outside the time
-loop; dR is one GEMM over all T * B rows, in blocks of 512 rows when there are more. Per time step the forward pass makes 3 NumPy calls (``np.dot`` into a
-scratch row, add into the state row, tanh in place) and the backward pass 2 (multiply in
-place, ``np.dot`` into the error row), plus 1 add per step when there is a target at
-every step. ``np.dot`` with a positional ``out`` is used rather than ``np.matmul``: at
-B = 1 its per-call overhead is about 0.5 us lower, a quarter of a step. R is made
-contiguous as R^T once per call, so no product inside the loop sees a transposed view.
-At B = 1 these 5 calls (about 1 us each) are the whole per-step cost; at B >= 32 the GEMMs
-and tanh dominate. Many-to-one BPTT stops once the error signal has fallen below
-tiny/eps of the dtype (see ``_flush_level``: it keeps float32 out of the slow subnormal
-range at long T). NumPy only.
+no temporaries) and the three weight gradients are vectorised calls outside the time loop;
+dR is one GEMM over all T * B rows (in blocks of 512 rows beyond 1024). Per time step the
+forward pass makes 3 NumPy calls (``np.dot`` into a scratch row, add into the state row,
+tanh in place) and the backward pass 2 (multiply in place, ``np.dot`` into the error row),
+plus 1 add per step when there is a target at every step. ``np.dot`` with a positional
+``out`` is used rather than ``np.matmul``: at B = 1 its per-call overhead is about 0.5 us
+lower, a quarter of a step. R is made contiguous as R^T once per call, so no product
+inside the loop sees a transposed view. At B = 1 these 5 calls (about 1 us each) are the
+whole per-step cost; at B >= 32 the GEMMs and tanh dominate. Many-to-one BPTT stops once
+the error signal has fallen below tiny/eps of the dtype (see ``_flush_level``: it keeps
+float32 out of the slow subnormal range at long T). NumPy only.
 """
 
 from __future__ import annotations
@@ -201,9 +201,10 @@ def _flush_level(dtype: np.dtype) -> float:
     weights shrinks dL/da(t) geometrically (by about ||R||_2 ~ 0.06 per step at the
     reference initialisation), so in float32 it reaches the subnormal range (< tiny) after
     about 25 steps, and every product with a subnormal operand or result takes a
-    microcode assist on x86: the float32 update at T = 100 ran 2.5-3x slower than with
-    the CPU's flush-to-zero mode (benchmarks/README.md). Once *every* entry of dL/da(t)
-    is below this level, :func:`backward` sets delta(1..t) to zero and stops. What that
+    microcode assist on x86: the float32 update at B = 32, T = 100 ran 2.2-2.8x slower
+    than with the CPU's flush-to-zero mode, and 3.7x slower than with this level
+    (benchmarks/README.md). Once *every* entry of dL/da(t) is below it (checked every 8
+    steps), :func:`backward` sets delta(1..t) to zero and stops. What that
     drops from each entry of dW and dR is below t * B * tiny / eps * max|x(t), a(t)|
     while ||R||_2 <= 1 (about 1e-28 in float32 at T * B = 3200), far below the rounding
     error of any gradient entry this problem produces; float64 reaches the level only
