@@ -115,14 +115,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['workers']} | {r['wall_s']:.1f} | {per_job} | {speedup} | {r['exit_code']} |")
     failed = [r for r in results if r["exit_code"] != 0]
     for r in failed:
-        print(f"sweep at --workers {r['workers']} exited {r['exit_code']}: " + " / ".join(r["output_tail"]), file=sys.stderr)
+        tail = " / ".join(r["output_tail"])
+        print(f"sweep at --workers {r['workers']} exited {r['exit_code']}: {tail}", file=sys.stderr)
     csvs = {r["summary_csv"] for r in results if r["summary_csv"] is not None}
     same = len(csvs) == 1 and len(results) > 1 and not failed
     if len(results) > 1:
         print(f"\nsummary.csv identical across worker counts: {'yes' if same else 'NO'}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"jobs": jobs, "cores": os.cpu_count(), "runs": results, "identical_results": same}, f, indent=1)
+            payload = {"jobs": jobs, "cores": os.cpu_count(), "runs": results, "identical_results": same}
+            json.dump(payload, f, indent=1)
         print(f"wrote {args.json}")
     return 1 if failed or (len(results) > 1 and not same) else 0
 

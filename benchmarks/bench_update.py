@@ -421,7 +421,9 @@ def check_gradients(impls: dict[str, Impl], reference: tuple[np.ndarray, ...], r
             scale = max(float(np.abs(g_ref).max()), 1e-300)  # dR is exactly 0 at T = 1
             err = float(np.abs(np.asarray(g, np.float64) - g_ref).max()) / scale
             if not err <= rtol:
-                raise GradientMismatch(f"{name}: d{pname} differs from frnn float64 by {err:.3g} (relative), allowed {rtol:g}")
+                raise GradientMismatch(
+                    f"{name}: d{pname} differs from frnn float64 by {err:.3g} (relative), allowed {rtol:g}"
+                )
             rel = max(rel, err)
         worst[name] = rel
     return worst
@@ -498,7 +500,14 @@ def subnormal_case(budget: float, seed: int, B: int = 32, T: int = 100) -> dict:
 
         fns["frnn without flush, CPU FTZ/DAZ on"] = hardware_ftz
     timings = interleaved(fns, budget, min_calls=5)
-    return {"B": B, "T": T, "dtype": "float32", "subnormal_deltas_without_flush": n_sub, "delta_size": delta.size, "timings": timings}
+    return {
+        "B": B,
+        "T": T,
+        "dtype": "float32",
+        "subnormal_deltas_without_flush": n_sub,
+        "delta_size": delta.size,
+        "timings": timings,
+    }
 
 
 # --------------------------------------------------------------------------- report
@@ -510,7 +519,8 @@ def _fmt_us(us: float) -> str:
 
 def markdown_table(cases: list[dict], names: list[str]) -> str:
     rivals = [n for n in names if n != "frnn"]
-    head = ["B", "T", "dtype", *(f"{n} µs" for n in names), *(f"{n}/frnn" for n in rivals), "frnn GFLOP/s", "floor µs", "frnn/floor"]
+    head = ["B", "T", "dtype", *(f"{n} µs" for n in names), *(f"{n}/frnn" for n in rivals)]
+    head += ["frnn GFLOP/s", "floor µs", "frnn/floor"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
     for c in cases:
         row = [str(c["B"]), str(c["T"]), c["dtype"]]
@@ -528,7 +538,8 @@ def target_lines(cases: list[dict]) -> list[str]:
             for n, want in TARGET_RATIOS.items():
                 if n in c["speedup"]:
                     got = c["speedup"][n]
-                    lines.append(f"{'PASS' if got >= want else 'MISS'}  B=32 T=20 float64: frnn {got:.1f}x faster than {n} (target >= {want:g}x)")
+                    verdict = "PASS" if got >= want else "MISS"
+                    lines.append(f"{verdict}  B=32 T=20 float64: frnn {got:.1f}x faster than {n} (target >= {want:g}x)")
         if (c["B"], c["T"]) == (256, 20):
             got = c["frnn_over_floor"]
             lines.append(
@@ -564,7 +575,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--B", type=_int_list, default=[1, 32, 256], help="batch sizes, e.g. 1,32,256")
     ap.add_argument("--T", type=_int_list, default=[1, 10, 20, 100], help="sequence lengths, e.g. 1,10,20,100")
     ap.add_argument("--dtype", type=_dtype_list, default=["float64", "float32"], help="float64 and/or float32")
-    ap.add_argument("--budget", type=float, default=1.0, help="seconds of timed calls per implementation and case (default 1)")
+    ap.add_argument(
+        "--budget", type=float, default=1.0, help="seconds of timed calls per implementation and case (default 1)"
+    )
     ap.add_argument("--seed", type=int, default=0, help="seed of the problem instances")
     ap.add_argument("--subnormal", action=argparse.BooleanOptionalAction, default=None,
                     help="run the float32 subnormal check (default: when float32 is timed)")
@@ -585,7 +598,8 @@ def main(argv: list[str] | None = None) -> int:
           + (f", OPENBLAS_CORETYPE={info['OPENBLAS_CORETYPE']}" if info["OPENBLAS_CORETYPE"] else "")
           + f"), torch {info['torch']}, jax {info['jax']}")
     for name, pk in peaks.items():
-        print(f"# {name}: matmul peak {pk['matmul_gflops']:.1f} GFLOP/s (1024^3 np.dot), tanh {pk['tanh_ns']:.2f} ns/value")
+        print(f"# {name}: matmul peak {pk['matmul_gflops']:.1f} GFLOP/s (1024^3 np.dot), "
+              f"tanh {pk['tanh_ns']:.2f} ns/value")
     missing = sorted({"torch", "jax"} - set(names))
     if missing:
         print(f"# not installed, skipped: {', '.join(missing)}")
@@ -600,8 +614,8 @@ def main(argv: list[str] | None = None) -> int:
                     cases.append(c)
                     t = c["timings"]
                     cpu = max(v["cpu_per_wall"] for v in t.values())
-                    print(f"  B={B:<3d} T={T:<3d} {dtype_name}: " + ", ".join(f"{n} {_fmt_us(v['us'])} µs" for n, v in t.items())
-                          + f"  (cpu/wall <= {cpu:.2f})", file=sys.stderr, flush=True)
+                    each = ", ".join(f"{n} {_fmt_us(v['us'])} µs" for n, v in t.items())
+                    print(f"  B={B:<3d} T={T:<3d} {dtype_name}: {each}  (cpu/wall <= {cpu:.2f})", file=sys.stderr, flush=True)
     except GradientMismatch as e:
         print(f"error: gradients disagree: {e}", file=sys.stderr)
         return 1
