@@ -586,6 +586,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not args.budget > 0:
         ap.error(f"--budget must be > 0 seconds, got {args.budget}")
+    if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
+        ap.error(f"--json {args.json}: its folder does not exist")
 
     if torch is not None:
         torch.set_num_threads(1)
@@ -634,8 +636,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {n:36s} {_fmt_us(v['us'])} µs")
 
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": info, "peaks": peaks, "eta": ETA, "cases": cases, "subnormal": sub}, f, indent=1)
+        try:
+            with open(args.json, "w") as f:
+                json.dump({"machine": info, "peaks": peaks, "eta": ETA, "cases": cases, "subnormal": sub}, f, indent=1)
+        except OSError as e:
+            print(f"error: --json {args.json}: cannot write it ({e.strerror})", file=sys.stderr)
+            return 2
         print(f"\nwrote {args.json}")
     return 0
 
