@@ -332,7 +332,7 @@ def run_train_job(cfg, run_dir: str | Path, plots: bool = True, argv: list[str] 
         atomic_save_npz(run_dir / "model.npz", **result.params)
         atomic_write_json(run_dir / "summary.json", summary)
         if plots:
-            from frnn_cli import plots as plotting
+            from frnn_cli.plots import train as plotting
 
             (run_dir / "plots").mkdir(exist_ok=True)
             rows = [r.as_dict() for r in result.history]

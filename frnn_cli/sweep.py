@@ -504,7 +504,7 @@ def collect_curves(sweep_dir: Path, summary: dict[str, Any]) -> tuple[dict, dict
     -------
     curves : dict axis value -> list of (steps (N,), val_loss (N,)) per seed
     norms : dict axis value -> {"grad_W_first", "R_init", "R_best", "jac_init", "jac_best"},
-        medians over seeds (see :func:`frnn_cli.plots_sweep.gradient_norms_vs_T`)
+        medians over seeds (see :func:`frnn_cli.plots.sweep.gradient_norms_vs_T`)
     """
     import numpy as np
 
@@ -557,7 +557,7 @@ def run_sweep(
     """
     import time
 
-    from frnn_cli import plots_sweep
+    from frnn_cli.plots import sweep as plots_sweep
     from frnn_cli.runs import atomic_write_json, atomic_write_text, base_meta
 
     start = time.perf_counter()

@@ -175,7 +175,7 @@ def vanishing(
 
     Example: frnn vanishing T=20 n=200
     """
-    from frnn_cli.plots_vanishing import plot_vanishing  # matplotlib only when the command runs
+    from frnn_cli.plots.vanishing import plot_vanishing  # matplotlib only when the command runs
 
     cfg, params = _resolve(run, config_file, overrides or [], seed)
     init_ss, data_ss = np.random.SeedSequence(cfg.seed).spawn(2)

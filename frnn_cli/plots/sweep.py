@@ -1,6 +1,7 @@
-"""Figures of ``frnn sweep`` (matplotlib, Agg backend; every figure is closed).
+"""Figures of ``frnn sweep``: accuracy, tuning heat map, learning curves and norms against T.
 
-Each function takes plain data (the sweep summary and per-T curves) and writes one PNG.
+Each function takes plain data (the sweep summary and per-T curves) and writes one PNG with
+:func:`frnn_cli.plots.save_png`.
 """
 
 from __future__ import annotations
@@ -10,27 +11,21 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
-import matplotlib.ticker
+import numpy as np
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from frnn_cli.grid import min_correct_for_significance  # noqa: E402
-from frnn_cli.runs import atomic_write_bytes  # noqa: E402
+from frnn_cli.grid import min_correct_for_significance
+from frnn_cli.plots import save_png
 
 LN2 = math.log(2.0)
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
-    import io
-
-    buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+def _save(fig: Figure, path: Path) -> Path:
+    return save_png(fig, path, dpi=110, tight=True)
 
 
 def _subtitle(summary: dict[str, Any], base: dict[str, Any]) -> str:
@@ -57,7 +52,8 @@ def accuracy_vs_T(summary: dict[str, Any], base: dict[str, Any], path: Path) -> 
     """
     axis = summary["axis"]
     rows = [r for r in summary["rows"] if "test_acc" in r]
-    fig, ax = plt.subplots(figsize=(10, 4.8))
+    fig = Figure(figsize=(10, 4.8))
+    ax = fig.subplots()
     xs = np.array([r[axis] for r in rows], dtype=float)
     seeds = summary["seeds"]
     for s in range(seeds):
@@ -109,7 +105,8 @@ def tuning_heatmap(summary: dict[str, Any], base: dict[str, Any], path: Path, ke
         if np.isnan(grid[i, j]) or s["val_acc"] > grid[i, j]:
             grid[i, j] = s["val_acc"]
         div[i, j] |= s["n_diverged"] > 0
-    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(xs) + 2), max(3, 0.5 * len(ys) + 1.6)))
+    fig = Figure(figsize=(max(6, 0.45 * len(xs) + 2), max(3, 0.5 * len(ys) + 1.6)))
+    ax = fig.subplots()
     im = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis", vmin=0.5, vmax=1.0)
     for i in range(len(ys)):
         for j in range(len(xs)):
@@ -118,7 +115,7 @@ def tuning_heatmap(summary: dict[str, Any], base: dict[str, Any], path: Path, ke
     for r in summary["rows"]:
         if key in r and r[axis] in xs:
             j, i = xs.index(r[axis]), ys.index(r[key])
-            ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="tab:red", lw=1.8))
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="tab:red", lw=1.8))
     ax.set_xticks(range(len(xs)), [str(x) for x in xs])
     ax.set_yticks(range(len(ys)), [f"{y:g}" if isinstance(y, float) else str(y) for y in ys])
     ax.set_xlabel(f"sequence length {axis}" if axis == "T" else axis)
@@ -144,10 +141,11 @@ def learning_curves(summary: dict[str, Any], base: dict[str, Any], curves: dict[
     """
     axis = summary["axis"]
     keys = sorted(curves)
-    fig, ax = plt.subplots(figsize=(8, 4.8))
-    cmap = plt.get_cmap("viridis")
+    fig = Figure(figsize=(8, 4.8))
+    ax = fig.subplots()
+    cmap = matplotlib.colormaps["viridis"]
     lo, hi = (min(keys), max(keys)) if keys else (0, 1)
-    norm = matplotlib.colors.Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1)
+    norm = Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1)
     for k in keys:
         for steps, loss in curves[k]:
             ax.plot(steps, loss, color=cmap(norm(k)), lw=1, alpha=0.75)
@@ -155,7 +153,7 @@ def learning_curves(summary: dict[str, Any], base: dict[str, Any], curves: dict[
     ax.set_yscale("log")
     ax.set_xlabel("update step")
     ax.set_ylabel("validation loss (nats per sequence, log scale)")
-    sm = matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
+    sm = ScalarMappable(norm=norm, cmap=cmap)
     fig.colorbar(sm, ax=ax, label=f"sequence length {axis}" if axis == "T" else axis)
     ax.set_title(f"Validation loss of the chosen setting at each {axis} (one line per seed)\n{_subtitle(summary, base)}",
                  fontsize=9)
@@ -188,7 +186,8 @@ def gradient_norms_vs_T(summary: dict[str, Any], base: dict[str, Any], norms: di
     def col(name: str) -> np.ndarray:
         return np.array([norms[k].get(name, np.nan) for k in keys], dtype=float)
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig = Figure(figsize=(11, 4.5), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2)
     ax1.semilogy(xs, col("grad_W_first"), "o-", label="||dL/dW||, first steps of training")
     ax1.semilogy(xs, col("R_best"), "s-", label="||R||_2 at the best checkpoint")
     ax1.semilogy(xs, col("R_init"), "k:", label="||R||_2 at initialisation")
@@ -196,8 +195,8 @@ def gradient_norms_vs_T(summary: dict[str, Any], base: dict[str, Any], norms: di
     ax1.set_ylabel("norm (log scale)")
     ax1.set_title("Error reaching W, and the recurrent weights", fontsize=10)
     if axis == "T":
-        ax1.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        ax2.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax1.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax2.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax1.grid(alpha=0.3, which="both")
     ax1.legend(fontsize=8)
     ax2.semilogy(xs, col("jac_init"), "o-", label="||da(T)/da(1)||_2 at initialisation")
@@ -211,5 +210,4 @@ def gradient_norms_vs_T(summary: dict[str, Any], base: dict[str, Any], norms: di
     ax2.legend(fontsize=8)
     fig.suptitle(f"The vanishing gradient across the sweep (medians over seeds of the chosen setting)\n"
                  f"{_subtitle(summary, base)}", fontsize=10)
-    fig.tight_layout()
     return _save(fig, path)

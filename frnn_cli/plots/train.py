@@ -1,9 +1,4 @@
-"""Figures (matplotlib, Agg): the only module of frnn that draws.
-
-Every function builds a :class:`matplotlib.figure.Figure` directly (no pyplot, so no global
-figure registry and no display is needed), renders it to PNG in memory with the Agg
-backend and writes it with :func:`frnn_cli.runs.atomic_write_bytes`, so an interrupted
-command never leaves half a PNG. Figures are released as soon as they are written.
+"""Figures of one training run: learning curves and gradient norms against the step.
 
 Input is plain data: a sequence of evaluation records, each a mapping with the columns of
 ``metrics.csv`` (:data:`frnn_cli.train.METRICS_COLUMNS`), as :func:`frnn_cli.runs.read_metrics`
@@ -13,16 +8,15 @@ no training loss or gradient at step 0) and is left out of the curves.
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from frnn_cli.runs import atomic_write_bytes
+from frnn_cli.plots import positive as _positive
+from frnn_cli.plots import save_png
 
 #: Chance level of the task's loss: the cross-entropy of always answering 0.5, ln 2 nats.
 CHANCE_LOSS = math.log(2.0)
@@ -43,11 +37,7 @@ def _two_panels(title: str) -> tuple[Figure, object, object]:
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
-    fig.clf()
-    return atomic_write_bytes(path, buf.getvalue())
+    return save_png(fig, path, dpi=DPI)
 
 
 def _loss_scale(ax, values: np.ndarray) -> None:
@@ -58,11 +48,6 @@ def _loss_scale(ax, values: np.ndarray) -> None:
         ax.set_yscale("log")
     else:
         ax.ticklabel_format(axis="y", style="plain", useOffset=False)
-
-
-def _positive(v: np.ndarray) -> np.ndarray:
-    """Values for a log axis: NaN where the value is not > 0 (the line breaks there)."""
-    return np.where(v > 0, v, np.nan)
 
 
 def plot_learning_curves(

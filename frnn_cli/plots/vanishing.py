@@ -1,26 +1,17 @@
 """The figure of ``frnn vanishing``: Jacobian norms, their bound and the back-propagated error vs t.
 
-Drawn with matplotlib's Agg canvas on a ``Figure`` object (no pyplot, so no global figure
-state and nothing to leave open), written atomically with :func:`frnn_cli.runs.atomic_write_bytes`.
+Drawn on a ``Figure`` object and written by :func:`frnn_cli.plots.save_png`.
 """
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
-import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from frnn_cli.runs import atomic_write_bytes
+from frnn_cli.plots import positive as _positive
+from frnn_cli.plots import save_png
 from frnn_cli.vanishing import VanishingSummary
-
-
-def _positive(v: np.ndarray) -> np.ndarray:
-    """Values that underflowed to 0 cannot be drawn on a log axis: leave them out (NaN)."""
-    v = np.asarray(v, dtype=np.float64)
-    return np.where(v > 0, v, np.nan)
 
 
 def plot_vanishing(summary: VanishingSummary, path: str | Path, *, hidden: int, network: str) -> Path:
@@ -54,7 +45,6 @@ def plot_vanishing(summary: VanishingSummary, path: str | Path, *, hidden: int, 
     t = s.t
     T = len(t)
     fig = Figure(figsize=(11.5, 4.8), layout="constrained")
-    FigureCanvasAgg(fig)
     ax_j, ax_e = fig.subplots(1, 2)
 
     ax_j.plot(t, _positive(s.bound), "k--", lw=1.6, label=f"bound $\\|R\\|_2^{{t-1}}$, $\\|R\\|_2$ = {s.spectral_norm_R:.3g}")
@@ -87,6 +77,4 @@ def plot_vanishing(summary: VanishingSummary, path: str | Path, *, hidden: int, 
         f"Vanishing gradient: {hidden} hidden units, $\\|R\\|_2$ = {s.spectral_norm_R:.3g}, "
         f"T = {T}, n = {s.n} sequences\n{network}"
     )
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    return atomic_write_bytes(path, buf.getvalue())
+    return save_png(fig, path, dpi=110)
