@@ -55,6 +55,9 @@ DEFAULT_T = tuple(range(1, 21))
 SWEEP_DEFAULTS = {"eval_every": 100, "steps": 1500}
 DONE_STATUSES = ("completed", "diverged")
 SPEC_FILE = "sweep.yaml"
+#: A grid larger than this is refused: it is almost surely a typo (T=1..100000), and even
+#: listing its jobs would take minutes.
+MAX_JOBS = 100_000
 
 
 @dataclass
@@ -187,8 +190,22 @@ def _fmt(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def n_jobs(spec: SweepSpec) -> int:
+    """Number of jobs of the sweep: the product of the grid's lengths times the seeds."""
+    return math.prod(len(v) for v in spec.grid.values()) * spec.seeds
+
+
 def plan(spec: SweepSpec) -> list[Job]:
-    """Every job of the sweep, axis value by axis value (so results for small T come first)."""
+    """Every job of the sweep, axis value by axis value (so results for small T come first).
+
+    Raises
+    ------
+    BadInput
+        If the sweep has more than :data:`MAX_JOBS` jobs.
+    """
+    if n_jobs(spec) > MAX_JOBS:
+        sizes = " x ".join(f"{len(v)} {k}" for k, v in spec.grid.items())
+        raise BadInput(f"the grid has {n_jobs(spec):,} jobs ({sizes} x {spec.seeds} seeds); at most {MAX_JOBS:,} are allowed")
     jobs = []
     for setting in grid.expand(spec.grid):
         for r in range(spec.seeds):

@@ -150,3 +150,9 @@ def test_sweep_config_file_with_a_grid(tmp_path):
     spec = sweep.resolve_spec(f, ["lr=0.3,3"], None, None)
     assert spec.seeds == 2 and spec.base.steps == 50
     assert spec.grid == {"T": [1, 2, 3], "lr": [0.3, 3.0]}  # the command line wins
+
+
+def test_a_huge_grid_is_refused_at_once(cli, tmp_path):
+    r = cli("sweep", "T=1..100000", "--dry-run", "--runs-dir", str(tmp_path))
+    assert r.exit_code == 2, _msg(r)
+    assert "the grid has 1,500,000 jobs (100000 T x 5 lr x 3 seeds)" in r.stderr, _msg(r)
