@@ -82,6 +82,8 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
         line = key_node.start_mark.line + 1
+        if not isinstance(key, (str, int, float, bool)) and key is not None:
+            raise BadInput(f"key at line {line} is a {type(key).__name__}; expected a plain name such as lr")
         if key in seen:
             raise BadInput(f"duplicate key {key!r} at line {line} (first set at line {seen[key]})")
         seen[key] = line
@@ -180,7 +182,7 @@ class Config:
     # Initialisation: uniform (reference), glorot, orthogonal.
     init: str = field(default="uniform", metadata={"choices": ("uniform", "glorot", "orthogonal")})
     # Half-width of the uniform initialisation interval (reference: 0.01); ignored by glorot/orthogonal.
-    init_scale: float = field(default=0.01, metadata={"min": 0})
+    init_scale: float = field(default=0.01, metadata={"gt": 0})
     # Optimizer: sgd (plain gradient descent, the reference), momentum, adam.
     optimizer: str = field(default="sgd", metadata={"choices": ("sgd", "momentum", "adam")})
     # Momentum coefficient mu for optimizer=momentum (v <- mu v - lr g; theta <- theta + v).

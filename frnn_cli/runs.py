@@ -123,10 +123,14 @@ def create_run_dir(runs_dir: str | Path, kind: str, now: datetime | None = None)
 
 
 def git_commit(cwd: str | Path | None = None) -> str | None:
-    """The current git commit hash (with "-dirty" if the tree has changes), or None.
+    """The git commit of frnn's own code (with "-dirty" if its tree has changes), or None.
 
-    None when ``cwd`` is not inside a git checkout or git is not installed.
+    ``cwd`` defaults to the folder of this package, so the commit is that of the code that
+    ran, not of whatever repository the user happens to be in. None when frnn is not
+    installed from a git checkout (a plain ``pip install .``) or git is missing.
     """
+    if cwd is None:
+        cwd = Path(__file__).resolve().parent
     import subprocess
 
     try:

@@ -208,8 +208,9 @@ def plan(spec: SweepSpec) -> list[Job]:
         raise BadInput(f"the grid has {n_jobs(spec):,} jobs ({sizes} x {spec.seeds} seeds); at most {MAX_JOBS:,} are allowed")
     jobs = []
     for setting in grid.expand(spec.grid):
+        base_seed = setting.get("seed", spec.base.seed)  # a swept seed is the base of its replicates
         for r in range(spec.seeds):
-            cfg = replace(spec.base, **setting, seed=grid.job_seed(spec.base.seed, r))
+            cfg = replace(spec.base, **{**setting, "seed": grid.job_seed(base_seed, r)})
             job_id = "_".join(f"{k}{_fmt(v)}" for k, v in setting.items()) + f"_r{r}"
             jobs.append(Job(job_id, setting, r, cfg))
     return jobs
@@ -252,11 +253,14 @@ def run_job(cfg_dict: dict[str, Any], run_dir: str) -> dict[str, Any]:
 
 
 def _load_done(job_dir: Path) -> dict[str, Any] | None:
+    """The job's summary if its folder is complete (summary, metrics and model), else None."""
     try:
         summary = json.loads((job_dir / "summary.json").read_text())
     except (OSError, ValueError):
         return None
-    return summary if summary.get("status") in DONE_STATUSES else None
+    complete = all((job_dir / name).is_file() for name in ("metrics.csv", "model.npz", "config.yaml"))
+    ok = isinstance(summary, dict) and summary.get("status") in DONE_STATUSES and complete
+    return summary if ok else None
 
 
 @dataclass
@@ -267,6 +271,11 @@ class SweepProgress:
     total: int
     job: Job
     summary: dict[str, Any]
+
+
+def pending_jobs(jobs: list[Job], sweep_dir: Path) -> list[Job]:
+    """The jobs whose folders under ``sweep_dir/jobs`` are not complete (what a resume runs)."""
+    return [j for j in jobs if _load_done(sweep_dir / "jobs" / j.job_id) is None]
 
 
 def run_jobs(
@@ -308,10 +317,6 @@ def run_jobs(
         else:
             todo.append(job)
     total = len(jobs)
-    if callback is not None:
-        for job in jobs:
-            if job.job_id in results:
-                callback(SweepProgress(len(results), total, job, results[job.job_id]))
     if not todo:
         return results
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -401,7 +406,9 @@ def summarize(spec: SweepSpec, jobs: list[Job], results: dict[str, dict[str, Any
         for job, s in best["members"]:
             if s.get("status") in DONE_STATUSES and s.get("test"):
                 t = grid.chance_test(int(s["test"]["correct"]), int(s["test"]["n"]), alpha)
-                tests.append(t.better)
+                # Only a trained network counts: a run that diverged, or whose best checkpoint
+                # is the initial weights (step 0), has learned nothing, whatever its accuracy.
+                tests.append(t.better and s.get("status") == "completed" and s["best"]["step"] > 0)
                 accs.append(t.accuracy)
                 p_values.append(t.p_value)
                 steps.append(s["best"]["step"])
@@ -413,7 +420,7 @@ def summarize(spec: SweepSpec, jobs: list[Job], results: dict[str, dict[str, Any
         rows.append({
             spec.axis: value,
             **{k: best["setting"][k] for k in spec.tuned},
-            "steps": steps,
+            "best_step": steps,
             "val_acc": best["val_acc"],
             "val_loss": best["val_loss"],
             "test_acc": accs,
@@ -445,7 +452,7 @@ def summarize(spec: SweepSpec, jobs: list[Job], results: dict[str, dict[str, Any
 def summary_csv(summary: dict[str, Any]) -> str:
     """``summary.csv`` text: one row per axis value; per-seed values joined with ``;``."""
     axis, tuned = summary["axis"], summary["tuned"]
-    cols = [axis, *tuned, "steps", "val_acc", "test_acc_mean", "test_acc", "p_value", "better_than_chance", "learned"]
+    cols = [axis, *tuned, "best_step", "val_acc", "test_acc_mean", "test_acc", "p_value", "better_than_chance", "learned"]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(cols)
@@ -480,12 +487,15 @@ def check_resume(stored: SweepSpec, requested: SweepSpec | None) -> SweepSpec:
     if requested is None:
         return stored
     a, b = stored.to_dict(), requested.to_dict()
-    for key in a.keys() | b.keys():
-        if a.get(key) != b.get(key):
-            raise BadInput(
-                f"--resume: {key} differs from the interrupted sweep ({a.get(key)!r} there, {b.get(key)!r} now); "
-                "run without key=value words to resume it as it was"
-            )
+    ga, gb = a.pop("sweep"), b.pop("sweep")
+    diffs = [(f"the grid of {k}", ga.get(k), gb.get(k)) for k in [*ga, *(k for k in gb if k not in ga)] if ga.get(k) != gb.get(k)]
+    diffs += [(k, a.get(k), b.get(k)) for k in a if a.get(k) != b.get(k)]
+    if diffs:
+        what, there, now = diffs[0]
+        raise BadInput(
+            f"--resume: {what} differs from the stored sweep ({there!r} there, {now!r} now); "
+            "give --resume DIR alone to finish it as it was"
+        )
     return stored
 
 
@@ -532,7 +542,7 @@ def collect_curves(sweep_dir: Path, summary: dict[str, Any]) -> tuple[dict, dict
         if "best_job" not in row:
             continue
         per_seed: dict[str, list[float]] = {k: [] for k in ("grad_W_first", "R_init", "R_best", "jac_init", "jac_best")}
-        for job_id, best_step in zip(row["best_job"], row["steps"]):
+        for job_id, best_step in zip(row["best_job"], row["best_step"]):
             m = _metric_columns(sweep_dir / "jobs" / job_id)
             if not m or best_step is None:
                 continue
@@ -582,7 +592,16 @@ def run_sweep(
     if not resumed:
         atomic_write_text(sweep_dir / SPEC_FILE, dump_spec(spec))
     meta = base_meta(spec.base.seed, argv)
-    meta.update({"kind": "sweep", "n_jobs": len(jobs), "workers": workers, "resumed": resumed})
+    meta.update({"kind": "sweep", "n_jobs": len(jobs), "workers": workers, "resumed": []})
+    if resumed:
+        # Keep the original command and start time; record each resumption after them.
+        try:
+            stored = json.loads((sweep_dir / "meta.json").read_text())
+        except (OSError, ValueError):
+            stored = None
+        if isinstance(stored, dict):
+            meta["resumed"] = [*stored.get("resumed", []), {k: meta[k] for k in ("command", "start_time", "workers")}]
+            meta.update({k: stored[k] for k in ("command", "start_time") if k in stored})
     atomic_write_json(sweep_dir / "meta.json", meta)
 
     def finish(status: str) -> None:

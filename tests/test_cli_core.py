@@ -109,3 +109,17 @@ def test_bad_out_keeps_existing_file(cli, tmp_path):
     r = cli("generate", "T=abc", "--out", str(out))
     assert r.exit_code == 2
     assert out.read_bytes() == b"precious"
+
+
+def test_unwritable_out_is_one_line_exit_2(cli, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = cli("generate", "--out", str(blocker / "d.npz"))
+    assert r.exit_code == 2, _msg(r)
+    assert r.stderr.startswith("error: --out:") and len(r.stderr.strip().splitlines()) == 1, _msg(r)
+
+
+def test_no_arguments_prints_help_without_an_empty_error(cli):
+    r = cli()
+    assert "Usage" in r.stdout
+    assert "error:" not in r.stderr, _msg(r)

@@ -134,3 +134,13 @@ def test_dump_yaml_round_trip_keeps_values_and_types(tmp_path):
     import yaml
 
     assert yaml.safe_load(path.read_text()) == dataclasses.asdict(cfg)
+
+
+def test_a_non_scalar_key_is_one_clear_error(tmp_path):
+    from frnn_cli.config import load_config
+    from frnn_cli.errors import BadInput
+
+    f = tmp_path / "c.yaml"
+    f.write_text("[1, 2]: 3\n")
+    with pytest.raises(BadInput, match="key at line 1 is a list"):
+        load_config(f)

@@ -68,7 +68,7 @@ def test_tuning_picks_the_setting_with_the_best_validation_accuracy(small_sweep)
 def test_summary_csv_matches_summary_json(small_sweep):
     _, d = small_sweep
     lines = (d / "summary.csv").read_text().splitlines()
-    assert lines[0] == "T,lr,steps,val_acc,test_acc_mean,test_acc,p_value,better_than_chance,learned"
+    assert lines[0] == "T,lr,best_step,val_acc,test_acc_mean,test_acc,p_value,better_than_chance,learned"
     summary = json.loads((d / "summary.json").read_text())
     assert len(lines) == 1 + len(summary["rows"])
     first = lines[1].split(",")
@@ -104,7 +104,7 @@ def test_resume_refuses_a_different_grid(small_sweep, cli):
     _, d = small_sweep
     r = cli("sweep", "--resume", str(d), "T=1..3", "lr=1e-4,3", "--seeds", "2", *SMALL)
     assert r.exit_code == 2, _msg(r)
-    assert "differs from the interrupted sweep" in r.stderr
+    assert "the grid of T differs from the stored sweep" in r.stderr, _msg(r)
 
 
 @pytest.mark.parametrize(
@@ -156,3 +156,33 @@ def test_a_huge_grid_is_refused_at_once(cli, tmp_path):
     r = cli("sweep", "T=1..100000", "--dry-run", "--runs-dir", str(tmp_path))
     assert r.exit_code == 2, _msg(r)
     assert "the grid has 1,500,000 jobs (100000 T x 5 lr x 3 seeds)" in r.stderr, _msg(r)
+
+
+def test_sweeping_the_seed_gives_each_seed_its_own_replicates():
+    spec = sweep.resolve_spec(None, ["T=1..2", "lr=0.3", "seed=0,1"], None, 2)
+    jobs = sweep.plan(spec)
+    assert len(jobs) == 2 * 2 * 2
+    seeds = {(j.setting["seed"], j.replicate): j.cfg.seed for j in jobs}
+    from frnn_cli.grid import job_seed
+
+    assert seeds == {(s, r): job_seed(s, r) for s in (0, 1) for r in (0, 1)}
+
+
+def _job_summary(status, best_step, correct, n=200):
+    return {"status": status, "best": {"val_acc": 0.9, "val_loss": 0.3, "step": best_step},
+            "test": {"correct": correct, "n": n}}
+
+
+def test_untrained_or_diverged_checkpoints_never_count_as_learned():
+    """A seed beats chance only if it completed and its best checkpoint is after step 0."""
+    spec = sweep.resolve_spec(None, ["T=5", "lr=1e5"], None, 3)
+    jobs = sweep.plan(spec)
+    # All three seeds classify 190/200 on test (p ~ 1e-46), but: diverged, step 0, trained.
+    results = {
+        jobs[0].job_id: _job_summary("diverged", 100, 190),
+        jobs[1].job_id: _job_summary("completed", 0, 190),
+        jobs[2].job_id: _job_summary("completed", 100, 190),
+    }
+    (row,) = sweep.summarize(spec, jobs, results)["rows"]
+    assert row["better_than_chance"] == [False, False, True]
+    assert row["learned"] is False

@@ -31,14 +31,20 @@ class FrnnGroup(TyperGroup):
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except typer.TyperException as exc:  # click's usage errors: bad flag, bad option value
-            message = (exc.format_message() or str(exc)).strip().splitlines()
-            _fail(" ".join(message), exc.exit_code or EXIT_USAGE)
+            message = " ".join((exc.format_message() or str(exc)).strip().splitlines())
+            if not message:  # `frnn` alone: the help was printed, nothing went wrong
+                sys.exit(exc.exit_code)
+            _fail(message, exc.exit_code or EXIT_USAGE)
         except BadInput as exc:
             _fail(str(exc), EXIT_USAGE)
         except ExperimentFailed as exc:
             _fail(str(exc), EXIT_FAILED)
         except (KeyboardInterrupt, typer.Abort):
             _fail("interrupted", EXIT_INTERRUPTED)
+        except MemoryError:
+            _fail("out of memory: the sizes asked for (T, n_val, n_test, batch_size, hidden, n) are too large", EXIT_FAILED)
+        except OSError as exc:  # a file could not be written mid-run (disk full, permissions)
+            _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), EXIT_FAILED)
         # Typer returns the code of typer.Exit (130 for Ctrl-C) in non-standalone mode.
         code = rv if isinstance(rv, int) else EXIT_OK
         if code == EXIT_INTERRUPTED:
@@ -86,6 +92,14 @@ from frnn_cli.cli import cmd_vanishing  # noqa: E402
 app.command("vanishing")(cmd_vanishing.vanishing)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # `kill` (SIGTERM) stops a run the way Ctrl-C does: status "interrupted", files intact.
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Console-script entry point ``frnn``."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     app()

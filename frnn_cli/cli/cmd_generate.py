@@ -81,8 +81,11 @@ def generate(
     else:
         console.print("noise: none (T = 1: every sequence is its class element only)")
     if out is not None:
-        if out.suffix.lower() == ".npz":
-            atomic_save_npz(out, x=x, y=y)
-        else:
-            atomic_write_text(out, _csv_text(x, y))
+        try:
+            if out.suffix.lower() == ".npz":
+                atomic_save_npz(out, x=x, y=y)
+            else:
+                atomic_write_text(out, _csv_text(x, y))
+        except OSError as exc:
+            raise BadInput(f"--out: cannot write {str(out)!r}: {exc.strerror or exc}") from None
         console.print(f"wrote {out}")

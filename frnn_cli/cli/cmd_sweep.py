@@ -13,9 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from frnn_cli import sweep
-from frnn_cli.cli.common import console, err_console
+from frnn_cli.cli.common import console, err_console, new_run_dir
 from frnn_cli.errors import BadInput, ExperimentFailed
-from frnn_cli.runs import create_run_dir
 
 
 def _fmt(v: Any) -> str:
@@ -33,7 +32,7 @@ def _table(summary: dict[str, Any]) -> Table:
     table.add_column(axis, justify="right", no_wrap=True)
     for k in tuned:
         table.add_column(k, justify="right", no_wrap=True)
-    for col in ("best step", "val acc", "test acc", "> chance", "learned"):
+    for col in ("best step/seed", "val acc", "test acc/seed", "> chance", "learned"):
         table.add_column(col, justify="right", no_wrap=True)
     for row in summary["rows"]:
         if "test_acc" not in row:
@@ -42,7 +41,7 @@ def _table(summary: dict[str, Any]) -> Table:
         table.add_row(
             str(row[axis]),
             *[_fmt(row[k]) for k in tuned],
-            "/".join(_fmt(s) for s in row["steps"]),
+            "/".join(_fmt(s) for s in row["best_step"]),
             f"{row['val_acc']:.3f}",
             "/".join("–" if math.isnan(a) else f"{a:.2f}" for a in row["test_acc"]),
             f"{sum(row['better_than_chance'])}/{len(row['better_than_chance'])}",
@@ -80,8 +79,10 @@ def sweep_cmd(
     """
     words = list(grid or [])
     if resume is not None:
-        if not resume.is_dir():
+        if not resume.exists():
             raise BadInput(f"--resume: folder {str(resume)!r} does not exist")
+        if not resume.is_dir():
+            raise BadInput(f"--resume: {str(resume)!r} is a file; expected a sweep folder")
         stored = sweep.load_spec(resume)
         requested = sweep.resolve_spec(config_file, words, axis, seeds) if (words or config_file or axis or seeds) else None
         spec = sweep.check_resume(stored, requested)
@@ -89,10 +90,15 @@ def sweep_cmd(
         spec = sweep.resolve_spec(config_file, words, axis, seeds)
     jobs = sweep.plan(spec)
     n_workers = workers or os.cpu_count() or 1
-    console.print(sweep.describe_plan(spec, len(jobs)) + f" on {n_workers} worker{'s' if n_workers > 1 else ''}")
+    on = f" on {n_workers} worker{'s' if n_workers > 1 else ''}"
+    if resume is not None:
+        todo = len(sweep.pending_jobs(jobs, resume))
+        console.print(f"Resuming {resume}: {todo} of {len(jobs)} jobs still to run{on}")
+    else:
+        console.print(sweep.describe_plan(spec, len(jobs)) + on)
     if dry_run:
         return
-    sweep_dir = resume if resume is not None else create_run_dir(runs_dir, "sweep")
+    sweep_dir = resume if resume is not None else new_run_dir(runs_dir, "sweep")
     console.print(f"sweep folder: {sweep_dir}")
 
     interactive = err_console.is_terminal
@@ -115,12 +121,12 @@ def sweep_cmd(
             err_console.print(f"job {p.job.job_id} failed: {p.summary.get('error', status)}")
 
     with progress:
-        task = progress.add_task("", total=len(jobs))
+        task = progress.add_task("", total=len(jobs), completed=len(jobs) - len(sweep.pending_jobs(jobs, sweep_dir)))
         try:
             summary = sweep.run_sweep(spec, sweep_dir, n_workers, on_job, argv=sys.argv, resumed=resume is not None)
         except KeyboardInterrupt:
             progress.stop()
-            err_console.print(f"interrupted: finished jobs are kept; resume with  frnn sweep --resume {sweep_dir}")
+            err_console.print(f"interrupted: finished jobs are kept; to finish: frnn sweep --resume {sweep_dir}", soft_wrap=True)
             raise
 
     console.print(_table(summary))

@@ -11,9 +11,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from frnn_cli import config
-from frnn_cli.cli.common import console, err_console
+from frnn_cli.cli.common import console, err_console, new_run_dir
 from frnn_cli.errors import ExperimentFailed
-from frnn_cli.runs import create_run_dir, run_train_job
+from frnn_cli.runs import run_train_job
 from frnn_cli.train import EvalRecord, describe
 
 #: Plain progress lines when stderr is not a terminal: about this many per run.
@@ -104,7 +104,7 @@ def train(
     Example: frnn train --config configs/default.yaml T=2 lr=1
     """
     cfg = config.load_config(config_file, overrides or [], schema=config.Config)
-    run_dir = create_run_dir(runs_dir, "train")
+    run_dir = new_run_dir(runs_dir, "train")
     err_console.print(f"training {describe(cfg)}", markup=False, highlight=False, soft_wrap=True)
     err_console.print(f"run folder: {run_dir}", markup=False, highlight=False, soft_wrap=True)
     argv = ["frnn", *sys.argv[1:]] if sys.argv and Path(sys.argv[0]).name == "frnn" else None
@@ -149,6 +149,12 @@ def train(
         f"(T={cfg.T}, {which} at step {summary['best_step']})",
         soft_wrap=True,
     )
+    if summary["best_step"] == 0:
+        console.print(
+            "note: the best checkpoint is the untrained initial network (step 0); training never improved on it, "
+            "so this verdict says nothing about learning (frnn sweep does not count such a run as learned).",
+            markup=False, highlight=False, soft_wrap=True,
+        )
     jac = summary["best"]["jacobian_norm"]
     if not test["better_than_chance"] and jac is not None and jac < 1e-2:
         console.print(

@@ -13,11 +13,11 @@ import typer
 from rich.table import Table
 
 from frnn_cli import config
-from frnn_cli.cli.common import console, err_console, parse_seed
+from frnn_cli.cli.common import console, err_console, new_run_dir, parse_seed
 from frnn_cli.data import sample_batch
 from frnn_cli.errors import BadInput, ExperimentFailed
 from frnn_cli.model import PARAM_NAMES, init_params
-from frnn_cli.runs import atomic_write_json, atomic_write_text, base_meta, create_run_dir
+from frnn_cli.runs import atomic_write_json, atomic_write_text, base_meta
 from frnn_cli.vanishing import VanishingSummary, summarize
 
 #: Keys that define the network; with --run the network comes from model.npz instead.
@@ -184,10 +184,7 @@ def vanishing(
     x, y = sample_batch(np.random.default_rng(data_ss), cfg.n, cfg.T)
     network = _network_text(cfg, run)
 
-    try:
-        folder = create_run_dir(runs_dir, "vanishing")
-    except OSError as exc:
-        raise BadInput(f"--runs-dir: cannot create a run folder in {str(runs_dir)!r}: {exc.strerror or exc}") from None
+    folder = new_run_dir(runs_dir, "vanishing")
     meta = base_meta(cfg.seed)
     meta.update(network=network, source_run=str(run.resolve()) if run is not None else None, T=cfg.T, n=cfg.n)
     atomic_write_text(folder / "config.yaml", config.dump_yaml(cfg))
