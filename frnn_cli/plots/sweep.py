@@ -13,13 +13,13 @@ from typing import Any
 import matplotlib
 import numpy as np
 from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Normalize
+from matplotlib.colors import BoundaryNorm
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
+from matplotlib.transforms import offset_copy
 
 from frnn_cli.grid import min_correct_for_significance
-from frnn_cli.plots import save_png
+from frnn_cli.plots import positive, save_png
 
 LN2 = math.log(2.0)
 
@@ -84,8 +84,19 @@ def accuracy_vs_T(summary: dict[str, Any], base: dict[str, Any], path: Path) -> 
 
 
 def tuning_heatmap(summary: dict[str, Any], base: dict[str, Any], path: Path, key: str = "lr") -> Path:
-    """Mean validation accuracy (over seeds) for every axis value x value of ``key``; the
-    chosen cell per axis value is outlined, settings with a diverged seed are marked "div".
+    """Mean validation accuracy (over seeds) for every axis value x value of ``key``.
+
+    The chosen cell per axis value carries a star and its accuracy in bold (a star per column
+    stays readable when neighbouring columns choose the same value, where outlines merge into
+    a grid). Cells with a diverged seed read "div"; the subtitle explains "div" only when
+    such a cell exists.
+
+    Parameters
+    ----------
+    summary : dict from :func:`frnn_cli.sweep.summarize`
+    base : dict, the sweep's base config (``config.to_dict``)
+    path : Path of the PNG
+    key : str, the tuned key on the vertical axis
 
     Returns
     -------
@@ -105,35 +116,55 @@ def tuning_heatmap(summary: dict[str, Any], base: dict[str, Any], path: Path, ke
         if np.isnan(grid[i, j]) or s["val_acc"] > grid[i, j]:
             grid[i, j] = s["val_acc"]
         div[i, j] |= s["n_diverged"] > 0
+    chosen = np.zeros_like(grid, dtype=bool)
+    for r in summary["rows"]:
+        if key in r and r[axis] in xs and r[key] in ys:
+            chosen[ys.index(r[key]), xs.index(r[axis])] = True
     fig = Figure(figsize=(max(6, 0.45 * len(xs) + 2), max(3, 0.5 * len(ys) + 1.6)))
     ax = fig.subplots()
     im = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis", vmin=0.5, vmax=1.0)
+    star_at = offset_copy(ax.transData, fig=fig, y=5.5, units="points")
+    text_below_star = offset_copy(ax.transData, fig=fig, y=-6.5, units="points")
     for i in range(len(ys)):
         for j in range(len(xs)):
             text = "div" if div[i, j] else ("" if np.isnan(grid[i, j]) else f"{grid[i, j]:.2f}")
-            ax.text(j, i, text, ha="center", va="center", fontsize=6.5, color="w" if grid[i, j] < 0.8 or div[i, j] else "k")
-    for r in summary["rows"]:
-        if key in r and r[axis] in xs:
-            j, i = xs.index(r[axis]), ys.index(r[key])
-            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="tab:red", lw=1.8))
+            colour = "w" if div[i, j] or not grid[i, j] >= 0.8 else "k"
+            if chosen[i, j]:
+                # White star with a black edge: visible on both ends of viridis.
+                ax.plot([j], [i], marker="*", ms=13, mfc="white", mec="black", mew=1.0, transform=star_at)
+                ax.text(j, i, text, ha="center", va="center", fontsize=8, fontweight="bold", color=colour,
+                        transform=text_below_star)
+            else:
+                ax.text(j, i, text, ha="center", va="center", fontsize=6.5, color=colour)
+    ax.set_xlim(-0.5, len(xs) - 0.5)
+    ax.set_ylim(-0.5, len(ys) - 0.5)
     ax.set_xticks(range(len(xs)), [str(x) for x in xs])
     ax.set_yticks(range(len(ys)), [f"{y:g}" if isinstance(y, float) else str(y) for y in ys])
     ax.set_xlabel(f"sequence length {axis}" if axis == "T" else axis)
     ax.set_ylabel("learning rate" if key == "lr" else key)
     fig.colorbar(im, ax=ax, label="validation accuracy (mean over seeds)")
-    ax.set_title(f"Tuning: mean validation accuracy per {axis} and {key}\n"
-                 f"red box: the chosen {key} at each {axis}; div: a seed diverged", fontsize=9)
+    note = f"\u2605 bold: the chosen {key} at each {axis}"
+    if div.any():
+        note += "; div: a seed diverged"
+    ax.set_title(f"Tuning: mean validation accuracy per {axis} and {key}\n{note}", fontsize=9)
     return _save(fig, path)
 
 
 def learning_curves(summary: dict[str, Any], base: dict[str, Any], curves: dict[Any, list[tuple[np.ndarray, np.ndarray]]],
                     path: Path) -> Path:
     """Validation loss against update step for the chosen setting at every axis value,
-    coloured by the axis value; ln 2 (the loss of always answering 0.5) marked.
+    one discrete colour per axis value; ln 2 (the loss of always answering 0.5) marked.
+
+    The chance line is thin and drawn behind the curves, so a run that stays at chance
+    (loss ln 2) is visible on top of it. A loss of exactly 0 is marked by a triangle on the
+    bottom edge. The step axis ends at the last step drawn.
 
     Parameters
     ----------
+    summary : dict from :func:`frnn_cli.sweep.summarize`
+    base : dict, the sweep's base config (``config.to_dict``)
     curves : dict axis value -> list of (steps (N,), val_loss (N,)) arrays, one per seed
+    path : Path of the PNG
 
     Returns
     -------
@@ -143,18 +174,41 @@ def learning_curves(summary: dict[str, Any], base: dict[str, Any], curves: dict[
     keys = sorted(curves)
     fig = Figure(figsize=(8, 4.8))
     ax = fig.subplots()
-    cmap = matplotlib.colormaps["viridis"]
-    lo, hi = (min(keys), max(keys)) if keys else (0, 1)
-    norm = Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1)
-    for k in keys:
+    # One colour per axis value (the values are discrete, e.g. integer T): colour by rank,
+    # with a colour bar of len(keys) bands ticked with the values themselves.
+    n = max(len(keys), 1)
+    cmap = matplotlib.colormaps["viridis"].resampled(n)
+    norm = BoundaryNorm(np.arange(n + 1) - 0.5, n)
+    last_step = None
+    zero_label = "loss exactly 0 (below the log axis)"
+    for rank, k in enumerate(keys):
         for steps, loss in curves[k]:
-            ax.plot(steps, loss, color=cmap(norm(k)), lw=1, alpha=0.75)
-    ax.axhline(LN2, color="k", ls="--", lw=1, label="ln 2 = 0.693 (chance: predict 0.5)")
+            steps, loss = np.asarray(steps, dtype=float), np.asarray(loss, dtype=float)
+            # A loss of exactly 0 (a saturated, perfect network) has no place on a log axis:
+            # leave it out of the line and mark it on the bottom edge instead.
+            ax.plot(steps, positive(loss), color=cmap(norm(rank)), lw=1.2, alpha=0.8, marker=".", ms=3, zorder=3,
+                    clip_on=False)  # the limits hold every point: no half-clipped end points
+            zero = loss == 0
+            if zero.any():
+                ax.plot(steps[zero], np.zeros(int(zero.sum())), ls="none", marker="v", ms=6, color=cmap(norm(rank)),
+                        mec="k", mew=0.5, transform=ax.get_xaxis_transform(), clip_on=False, zorder=4,
+                        label=zero_label)
+                zero_label = None
+            finite = steps[np.isfinite(steps)]
+            if finite.size:
+                last_step = finite.max() if last_step is None else max(last_step, finite.max())
+    ax.axhline(LN2, color="0.45", ls="--", lw=0.8, zorder=1.6, label="ln 2 = 0.693 (chance: predict 0.5)")
     ax.set_yscale("log")
+    if last_step is not None and last_step > 0:
+        ax.set_xlim(0, last_step)
     ax.set_xlabel("update step")
     ax.set_ylabel("validation loss (nats per sequence, log scale)")
     sm = ScalarMappable(norm=norm, cmap=cmap)
-    fig.colorbar(sm, ax=ax, label=f"sequence length {axis}" if axis == "T" else axis)
+    cbar = fig.colorbar(sm, ax=ax, label=f"sequence length {axis}" if axis == "T" else axis)
+    every = max(1, math.ceil(len(keys) / 15))
+    ticks = list(range(0, len(keys), every))
+    cbar.set_ticks(ticks, labels=[f"{keys[t]:g}" if isinstance(keys[t], float) else str(keys[t]) for t in ticks])
+    cbar.minorticks_off()
     ax.set_title(f"Validation loss of the chosen setting at each {axis} (one line per seed)\n{_subtitle(summary, base)}",
                  fontsize=9)
     ax.grid(alpha=0.3, which="both")

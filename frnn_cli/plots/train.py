@@ -156,13 +156,17 @@ def plot_gradient_norms(
     step = _column(history, "step")
     fig, ax_g, ax_j = _two_panels(f"Gradient norms: {title}")
 
-    # V first and W on top, dashed with open markers: at small weights ||dL/dW|| and
-    # ||dL/dV|| are often almost equal, and W must stay visible.
-    for name, colour, style in (("V", "tab:purple", dict(marker="^", ms=3)),
-                                ("R", "tab:red", dict(marker="s", ms=3)),
-                                ("W", "tab:blue", dict(marker="o", ms=5, mfc="none", ls="--"))):
+    # At small weights ||dL/dW|| and ||dL/dV|| (and sometimes ||dL/dR||) are almost equal, so
+    # each series has its own shape, from wide and pale at the back to thin at the front:
+    # V a wide pale band, R dashed with large open squares, W a thin solid line with dots on
+    # top. Any two that coincide still show both (a band or open squares around the line).
+    for name, colour, style, shape in (
+        ("V", "tab:purple", dict(ls="-", lw=7, alpha=0.35, solid_capstyle="round", zorder=2), "wide pale band"),
+        ("R", "tab:red", dict(ls="--", lw=1.2, marker="s", ms=6, mfc="none", mew=1.2, zorder=3), "dashed, open squares"),
+        ("W", "tab:blue", dict(ls="-", lw=1.2, marker="o", ms=2.5, zorder=4), "thin line, dots"),
+    ):
         ax_g.plot(step, _positive(_column(history, f"grad_norm_{name}")), color=colour, **style,
-                  label=f"||dL/d{name}|| (training gradient, mean since previous evaluation)")
+                  label=f"||dL/d{name}|| ({shape}): training gradient, mean since previous evaluation")
     ax_g.set_yscale("log")
     ax_g.set_ylabel("gradient norm (Frobenius)")
     ax_g.grid(True, which="both", alpha=0.3)
