@@ -225,14 +225,14 @@ def read_metrics(path: str | Path) -> list[dict[str, float]]:
     ]
 
 
-def _nan_to_none(obj: object) -> object:
+def nan_to_none(obj: object) -> object:
     """JSON has no NaN: replace float NaN by None, recursively."""
     if isinstance(obj, float) and obj != obj:
         return None
     if isinstance(obj, dict):
-        return {k: _nan_to_none(v) for k, v in obj.items()}
+        return {k: nan_to_none(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_nan_to_none(v) for v in obj]
+        return [nan_to_none(v) for v in obj]
     return obj
 
 
@@ -252,7 +252,7 @@ def train_summary(result, cfg) -> dict:
     """
     from dataclasses import asdict
 
-    return _nan_to_none({
+    return nan_to_none({
         "status": result.status,
         "stop_reason": result.stop_reason,
         "steps_done": result.steps_done,

@@ -585,7 +585,7 @@ def run_sweep(
     import time
 
     from frnn_cli.plots import sweep as plots_sweep
-    from frnn_cli.runs import atomic_write_json, atomic_write_text, base_meta
+    from frnn_cli.runs import atomic_write_json, atomic_write_text, base_meta, nan_to_none
 
     start = time.perf_counter()
     jobs = plan(spec)
@@ -620,7 +620,7 @@ def run_sweep(
     summary["failed_jobs"] = {
         j.job_id: results[j.job_id].get("error", "") for j in jobs if results[j.job_id].get("status") not in DONE_STATUSES
     }
-    atomic_write_json(sweep_dir / "summary.json", _json_safe(summary))
+    atomic_write_json(sweep_dir / "summary.json", nan_to_none(summary))
     atomic_write_text(sweep_dir / "summary.csv", summary_csv(summary))
     plot_dir = sweep_dir / "plots"
     plot_dir.mkdir(exist_ok=True)
@@ -635,17 +635,6 @@ def run_sweep(
     plots_sweep.gradient_norms_vs_T(summary, base, norms, plot_dir / "gradient_norms_vs_T.png")
     finish("failed" if summary["n_failed"] else "completed")
     return summary
-
-
-def _json_safe(obj: Any) -> Any:
-    """NaN -> None, recursively (JSON has no NaN)."""
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
 
 
 __all__ = [

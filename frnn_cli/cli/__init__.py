@@ -18,7 +18,7 @@ from typing import Any
 def main() -> None:
     """Console-script entry point ``frnn``."""
     try:
-        from frnn_cli.cli.app import main as run
+        from frnn_cli.cli.root import main as run
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
@@ -27,7 +27,7 @@ def main() -> None:
 
 def __getattr__(name: str) -> Any:
     if name == "app":  # the Typer app, for typer.testing.CliRunner
-        from frnn_cli.cli.app import app
+        from frnn_cli.cli.root import app
 
         return app
     raise AttributeError(name)
