@@ -52,7 +52,11 @@ def parse_values(schema: type, key: str, text: Any) -> list[Any]:
             raise BadInput(f"{key}= has no value; expected a value, a list a,b,c or a range a..b")
         if ".." in text:
             lo, hi = text.split("..", 1)
-            items = _int_range(key, lo.strip(), hi.strip())
+            a, b = _int_range(key, lo.strip(), hi.strip())
+            # Checking both ends checks every value in between (bounds are all min/max).
+            first = config.coerce(schema, key, a)
+            config.coerce(schema, key, b)
+            return [float(v) for v in range(a, b + 1)] if isinstance(first, float) else list(range(a, b + 1))
         else:
             items = [t.strip() for t in text.split(",")]
             if any(t == "" for t in items):
@@ -61,22 +65,20 @@ def parse_values(schema: type, key: str, text: Any) -> list[Any]:
         items = [text]
     if not items:
         raise BadInput(f"{key}: expected at least one value")
-    out: list[Any] = []
-    for item in items:
-        value = config.coerce(schema, key, item)
-        if value not in out:
-            out.append(value)
-    return out
+    # dict.fromkeys keeps the first occurrence of each value, in order.
+    return list(dict.fromkeys(config.coerce(schema, key, item) for item in items))
 
 
-def _int_range(key: str, lo: str, hi: str) -> list[int]:
+def _int_range(key: str, lo: str, hi: str) -> tuple[int, int]:
     try:
         a, b = int(lo), int(hi)
     except ValueError:
-        raise BadInput(f"{key}={lo}..{hi}: a range needs two integers a..b (inclusive), e.g. {key}=1..20") from None
+        raise BadInput(
+            f"{key}={lo}..{hi}: a range a..b (inclusive) needs two integers; for other values give a list a,b,c"
+        ) from None
     if a > b:
         raise BadInput(f"{key}={lo}..{hi}: the range is empty; expected a..b with a <= b, e.g. {key}={b}..{a}")
-    return list(range(a, b + 1))
+    return a, b
 
 
 def parse_grid(schema: type, items: Sequence[str] | Mapping[str, Any]) -> dict[str, list[Any]]:

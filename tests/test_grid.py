@@ -35,7 +35,7 @@ def test_yaml_grid_mapping():
     [
         ("T=5..1", "the range is empty"),
         ("T=0..3", "T: expected a value >= 1"),
-        ("T=1.5..3", "a range needs two integers"),
+        ("T=1.5..3", "needs two integers"),
         ("lr=", "has no value"),
         ("lr=0.1,,0.3", "empty item"),
         ("hiden=1..3", "did you mean 'hidden'"),
@@ -94,3 +94,8 @@ def test_majority_and_max_T():
     assert max_T(Ts, flags) == (5, 3)
     assert max_T(Ts, [False] * 6) == (None, None)
     assert max_T([3, 1, 2], [True, True, True]) == (3, 3)
+
+
+def test_a_range_over_a_float_key_gives_floats():
+    assert parse_grid(Config, ["lr=1..3"])["lr"] == [1.0, 2.0, 3.0]
+    assert all(type(v) is float for v in parse_grid(Config, ["lr=1..3"])["lr"])
