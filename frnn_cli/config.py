@@ -34,6 +34,8 @@ from typing import Any
 import yaml
 
 from frnn_cli.errors import BadInput
+from frnn_cli.model import INITS
+from frnn_cli.optim import OPTIMIZERS
 
 
 class _Loader(yaml.SafeLoader):
@@ -180,11 +182,11 @@ class Config:
     # (np.random.SeedSequence(seed).spawn), as four disjoint streams.
     seed: int = field(default=0, metadata={"min": 0})
     # Initialisation: uniform (reference), glorot, orthogonal.
-    init: str = field(default="uniform", metadata={"choices": ("uniform", "glorot", "orthogonal")})
+    init: str = field(default="uniform", metadata={"choices": INITS})
     # Half-width of the uniform initialisation interval (reference: 0.01); ignored by glorot/orthogonal.
     init_scale: float = field(default=0.01, metadata={"gt": 0})
     # Optimizer: sgd (plain gradient descent, the reference), momentum, adam.
-    optimizer: str = field(default="sgd", metadata={"choices": ("sgd", "momentum", "adam")})
+    optimizer: str = field(default="sgd", metadata={"choices": OPTIMIZERS})
     # Momentum coefficient mu for optimizer=momentum (v <- mu v - lr g; theta <- theta + v).
     momentum: float = field(default=0.9, metadata={"min": 0, "lt": 1})
     # Adam: decay rate of the first-moment estimate (Kingma & Ba 2015).
@@ -196,7 +198,7 @@ class Config:
     # Clip the global gradient norm ||(dW, dR, dV)||_2 to this value (Pascanu et al. 2013); null = off.
     clip: float | None = field(default=None, metadata={"gt": 0})
     # Evaluate on the validation set every this many steps (and at step 0 and the last step).
-    # One evaluation costs about 30-80 training steps (validation pass + Jacobian norms).
+    # One evaluation (validation pass + Jacobian norms) costs about 30 training steps at T = 20.
     eval_every: int = field(default=25, metadata={"min": 1})
     # Validation sequences (fixed for the whole run; pick the best checkpoint).
     n_val: int = field(default=500, metadata={"min": 1})

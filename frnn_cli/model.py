@@ -291,8 +291,8 @@ def backward(params: dict[str, np.ndarray], cache: Cache) -> dict[str, np.ndarra
     Returns
     -------
     dict with "W" (I, D), "R" (I, I), "V" (K, I): dL/dW, dL/dR, dL/dV, and
-    "delta" (T, B, I): delta(t) = dL/ds(t) for every step (time-major), which the
-    vanishing-gradient analysis reads.
+    "delta" (T, B, I): delta(t) = dL/ds(t) for every step (time-major), for inspection
+    (the tests compare it with the vanishing-gradient module's error vectors).
 
     Notes
     -----

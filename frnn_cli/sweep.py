@@ -42,6 +42,7 @@ import yaml
 from frnn_cli import config, grid
 from frnn_cli.config import Config
 from frnn_cli.errors import BadInput
+from frnn_cli.runs import trained_past_init
 
 #: Default learning-rate grid when the sweep does not set one: log-spaced, 0.03 to 3.
 DEFAULT_LR = (0.03, 0.1, 0.3, 1.0, 3.0)
@@ -258,7 +259,9 @@ def _load_done(job_dir: Path) -> dict[str, Any] | None:
         summary = json.loads((job_dir / "summary.json").read_text())
     except (OSError, ValueError):
         return None
-    complete = all((job_dir / name).is_file() for name in ("metrics.csv", "model.npz", "config.yaml"))
+    from frnn_cli.runs import TRAIN_FILES
+
+    complete = all((job_dir / name).is_file() for name in TRAIN_FILES)
     ok = isinstance(summary, dict) and summary.get("status") in DONE_STATUSES and complete
     return summary if ok else None
 
@@ -406,9 +409,7 @@ def summarize(spec: SweepSpec, jobs: list[Job], results: dict[str, dict[str, Any
         for job, s in best["members"]:
             if s.get("status") in DONE_STATUSES and s.get("test"):
                 t = grid.chance_test(int(s["test"]["correct"]), int(s["test"]["n"]), alpha)
-                # Only a trained network counts: a run that diverged, or whose best checkpoint
-                # is the initial weights (step 0), has learned nothing, whatever its accuracy.
-                tests.append(t.better and s.get("status") == "completed" and s["best"]["step"] > 0)
+                tests.append(t.better and trained_past_init(s))
                 accs.append(t.accuracy)
                 p_values.append(t.p_value)
                 steps.append(s["best"]["step"])

@@ -50,8 +50,6 @@ _SAMPLE_CHUNK_FLOATS = 2**16
 #: alone, 10 us in chunks of 16 (more gains nothing, and larger chunks fall out of cache).
 _SAMPLE_CHUNK_MAX = 16
 
-STATUSES = ("completed", "diverged")
-STOP_REASONS = ("steps", "converged", "patience", "diverged")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from rich.table import Table
 from frnn_cli import config
 from frnn_cli.cli.common import console, parse_seed, positive
 from frnn_cli.errors import ExperimentFailed
-from frnn_cli.gradcheck import GradcheckConfig, check_network
+from frnn_cli.gradcheck import GradcheckConfig, GradientCheckError, check_network, raise_on_failure
 
 
 def gradcheck(
@@ -52,11 +52,8 @@ def gradcheck(
     # which split the sentence in two at 80 columns. Each line stays well under 80 characters.
     console.print("relative error = ||g_num - g_BPTT|| / (||g_num|| + ||g_BPTT||)", highlight=False)
     console.print(f"a parameter passes when its relative error <= thresh = {thresh:g}", highlight=False)
-    failed = [r for r in results if not r.passed]
-    if failed:
-        r = failed[0]
-        raise ExperimentFailed(
-            f"gradient check failed for {r.name}{list(r.worst)}: numerical {r.numeric:.10g}, "
-            f"BPTT {r.analytic:.10g} (relative error {r.rel:.3g} > {thresh:g})"
-        )
+    try:
+        raise_on_failure(results, thresh)
+    except GradientCheckError as exc:
+        raise ExperimentFailed(str(exc)) from None
     console.print("all parameters pass")

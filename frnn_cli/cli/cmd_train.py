@@ -13,7 +13,7 @@ from rich.table import Table
 from frnn_cli import config
 from frnn_cli.cli.common import console, err_console, new_run_dir
 from frnn_cli.errors import ExperimentFailed
-from frnn_cli.runs import run_train_job
+from frnn_cli.runs import run_train_job, trained_past_init
 from frnn_cli.train import EvalRecord, describe
 
 #: Plain progress lines when stderr is not a terminal: about this many per run.
@@ -149,7 +149,7 @@ def train(
         f"(T={cfg.T}, {which} at step {summary['best_step']})",
         soft_wrap=True,
     )
-    if summary["best_step"] == 0:
+    if summary["status"] == "completed" and not trained_past_init(summary):
         console.print(
             "note: the best checkpoint is the untrained initial network (step 0); training never improved on it, "
             "so this verdict says nothing about learning (frnn sweep does not count such a run as learned).",

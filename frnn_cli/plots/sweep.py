@@ -20,8 +20,8 @@ from matplotlib.transforms import offset_copy
 
 from frnn_cli.grid import min_correct_for_significance
 from frnn_cli.plots import positive, save_png
+from frnn_cli.plots.train import CHANCE_LOSS as LN2
 
-LN2 = math.log(2.0)
 
 
 def _save(fig: Figure, path: Path) -> Path:
