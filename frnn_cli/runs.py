@@ -146,6 +146,26 @@ def git_commit(cwd: str | Path | None = None) -> str | None:
     return head + ("-dirty" if dirty else "") if head else None
 
 
+def finish_meta(run_dir: str | Path, meta: dict, status: str, **extra: object) -> dict:
+    """Record the end of a run: set ``status``, ``end_time`` and ``extra`` in ``meta`` and
+    rewrite ``run_dir/meta.json`` atomically.
+
+    Parameters
+    ----------
+    run_dir : folder holding meta.json
+    meta : dict from :func:`base_meta` (updated in place and returned)
+    status : "completed", "diverged", "failed" or "interrupted"
+
+    Raises
+    ------
+    OSError
+        If meta.json cannot be written.
+    """
+    meta.update(status=status, end_time=datetime.now().astimezone().isoformat(timespec="seconds"), **extra)
+    atomic_write_json(Path(run_dir) / "meta.json", meta)
+    return meta
+
+
 def base_meta(seed: int | None, argv: list[str] | None = None) -> dict:
     """The fields every run's ``meta.json`` starts with.
 
@@ -343,8 +363,7 @@ def run_train_job(cfg, run_dir: str | Path, plots: bool = True, argv: list[str] 
             callback(rec)
 
     def finish(status: str, **extra: object) -> None:
-        meta.update(status=status, end_time=datetime.now().astimezone().isoformat(timespec="seconds"), **extra)
-        atomic_write_json(run_dir / "meta.json", meta)
+        finish_meta(run_dir, meta, status, **extra)
 
     try:
         result = train(cfg, callback=on_eval)

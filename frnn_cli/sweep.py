@@ -587,7 +587,7 @@ def run_sweep(
     import time
 
     from frnn_cli.plots import sweep as plots_sweep
-    from frnn_cli.runs import atomic_write_json, atomic_write_text, base_meta, nan_to_none
+    from frnn_cli.runs import atomic_write_json, atomic_write_text, base_meta, finish_meta, nan_to_none
 
     start = time.perf_counter()
     jobs = plan(spec)
@@ -607,10 +607,7 @@ def run_sweep(
     atomic_write_json(sweep_dir / "meta.json", meta)
 
     def finish(status: str) -> None:
-        from datetime import datetime
-
-        meta.update(status=status, end_time=datetime.now().astimezone().isoformat(timespec="seconds"))
-        atomic_write_json(sweep_dir / "meta.json", meta)
+        finish_meta(sweep_dir, meta, status)
 
     try:
         results = run_jobs(jobs, sweep_dir, workers, callback)

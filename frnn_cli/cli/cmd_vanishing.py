@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +16,7 @@ from frnn_cli.cli.common import console, err_console, new_run_dir, parse_seed
 from frnn_cli.data import sample_batch
 from frnn_cli.errors import BadInput, ExperimentFailed
 from frnn_cli.model import PARAM_NAMES, init_params
-from frnn_cli.runs import atomic_write_json, atomic_write_text, base_meta
+from frnn_cli.runs import atomic_write_json, atomic_write_text, base_meta, finish_meta
 from frnn_cli.vanishing import VanishingSummary, summarize
 
 #: Keys that define the network; with --run the network comes from model.npz instead.
@@ -195,13 +194,12 @@ def vanishing(
         (folder / "plots").mkdir()
         plot_vanishing(s, folder / "plots" / "vanishing.png", hidden=cfg.hidden, network=network)
     except BaseException as exc:
-        meta.update(status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", error=repr(exc))
-        meta["end_time"] = datetime.now().astimezone().isoformat(timespec="seconds")
-        atomic_write_json(folder / "meta.json", meta)
+        finish_meta(folder, meta, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", error=repr(exc))
         raise
-    meta.update(
-        status="failed" if s.violations else "completed",
-        end_time=datetime.now().astimezone().isoformat(timespec="seconds"),
+    finish_meta(
+        folder,
+        meta,
+        "failed" if s.violations else "completed",
         spectral_norm_R=s.spectral_norm_R,
         spectral_radius_R=s.spectral_radius_R,
         per_step_factor=s.per_step_factor(),
@@ -209,7 +207,6 @@ def vanishing(
         bound_T=float(s.bound[-1]),
         bound_violations=len(s.violations),
     )
-    atomic_write_json(folder / "meta.json", meta)
 
     _show(s, cfg, network)
     if s.violations:
