@@ -92,6 +92,27 @@ class SweepSpec:
         return {"axis": self.axis, "seeds": self.seeds, "sweep": self.grid, **config.to_dict(self.base)}
 
 
+def _split_sweep_keys(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], Any, Any]:
+    """Split a sweep mapping into (config keys, ``sweep:`` grid, ``seeds``, ``axis``).
+
+    Raises
+    ------
+    BadInput
+        If ``sweep:`` is not a mapping.
+    """
+    data = dict(data)
+    sweep_grid = data.pop("sweep", None) or {}
+    if not isinstance(sweep_grid, dict):
+        raise BadInput("sweep: expected a mapping of keys to values, lists or ranges a..b")
+    return data, sweep_grid, data.pop("seeds", None), data.pop("axis", None)
+
+
+def _check_seeds(seeds: Any) -> int:
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise BadInput(f"seeds: expected an integer >= 1, got {seeds!r}")
+    return seeds
+
+
 def spec_from_dict(data: dict[str, Any]) -> SweepSpec:
     """Rebuild a :class:`SweepSpec` from :meth:`SweepSpec.to_dict` output (or a sweep YAML).
 
@@ -100,16 +121,10 @@ def spec_from_dict(data: dict[str, Any]) -> SweepSpec:
     BadInput
         On any invalid key or value.
     """
-    data = dict(data)
-    sweep_grid = data.pop("sweep", None) or {}
-    seeds = data.pop("seeds", 3)
-    axis = data.pop("axis", "T")
-    if not isinstance(sweep_grid, dict):
-        raise BadInput("sweep: expected a mapping of keys to values, lists or ranges a..b")
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise BadInput(f"seeds: expected an integer >= 1, got {seeds!r}")
-    base = config.build(Config, data)
-    return _make_spec(base, grid.parse_grid(Config, sweep_grid), axis, seeds, defaults=False)
+    values, sweep_grid, seeds, axis = _split_sweep_keys(data)
+    base = config.build(Config, values)
+    seeds = _check_seeds(3 if seeds is None else seeds)
+    return _make_spec(base, grid.parse_grid(Config, sweep_grid), axis or "T", seeds, defaults=False)
 
 
 def _make_spec(base: Config, g: dict[str, list[Any]], axis: str, seeds: int, defaults: bool = True) -> SweepSpec:
@@ -143,21 +158,17 @@ def resolve_spec(
         Any invalid file, key, value or range.
     """
     file_data: dict[str, Any] = config.load_yaml(config_file) if config_file is not None else {}
-    file_grid = file_data.pop("sweep", None) or {}
-    if not isinstance(file_grid, dict):
-        raise BadInput(f"{config_file}: sweep: expected a mapping of keys to values, lists or ranges a..b")
-    file_seeds = file_data.pop("seeds", None)
-    file_axis = file_data.pop("axis", None)
     try:
+        file_values, file_grid, file_seeds, file_axis = _split_sweep_keys(file_data)
         base_values = dict(SWEEP_DEFAULTS)
-        base_values.update({str(k): config.coerce(Config, str(k), v) for k, v in file_data.items()})
+        base_values.update({str(k): config.coerce(Config, str(k), v) for k, v in file_values.items()})
         g = grid.parse_grid(Config, file_grid)
+        if file_seeds is not None:
+            _check_seeds(file_seeds)
     except BadInput as exc:
         raise BadInput(f"{config_file}: {exc}") from None
     g.update(grid.parse_grid(Config, words))
-    seeds = seeds if seeds is not None else (file_seeds if file_seeds is not None else 3)
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise BadInput(f"seeds: expected an integer >= 1, got {seeds!r}")
+    seeds = _check_seeds(seeds if seeds is not None else (file_seeds if file_seeds is not None else 3))
     return _make_spec(config.build(Config, base_values), g, axis or file_axis or "T", seeds)
 
 

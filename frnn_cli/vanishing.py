@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from frnn_cli.model import run_forward
+from frnn_cli.model import _sigmoid, run_forward
 
 #: Relative slack when checking ||J(t)||_2 <= ||R||_2^(t-1). Both sides carry rounding
 #: errors of about (t - 1) * I * 1e-16 relative (1e-13 at t = 20, I = 32); a genuine
@@ -182,7 +182,7 @@ def _error_vectors_from_states(A: np.ndarray, R: np.ndarray, V: np.ndarray, y: n
     T = A.shape[0] - 1
     G = np.empty_like(A[1:])  # (T, B, I)
     z = A[T] @ V.T  # (B, K)
-    psi = 0.5 * (1.0 + np.tanh(0.5 * z)) - y  # sigmoid(z) - y, without overflow for large |z|
+    psi = _sigmoid(z) - y
     G[T - 1] = psi @ V  # g(T) = V^T psi, row-wise
     for t in range(T, 1, -1):
         # g(t-1) = R^T ((1 - a(t)^2) * g(t)); row-wise that is (...) @ R.
