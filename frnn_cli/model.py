@@ -48,6 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from frnn_cli.network import RecurrentNetwork
 
 PARAM_NAMES = ("W", "R", "V")
 
@@ -347,27 +348,38 @@ def backward(params: dict[str, np.ndarray], cache: Cache) -> dict[str, np.ndarra
     return {"W": dW, "R": dR, "V": dV, "delta": delta}
 
 
-def _as_batch(x: np.ndarray, y: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Add a batch axis of 1 to an unbatched (T, D) sequence and its target."""
-    x = np.asarray(x)
-    if x.ndim == 2:
-        x = x[None]
-        if y is not None:
-            y = np.asarray(y)[None]
-    elif x.ndim != 3:
-        raise ValueError(f"x must have shape (T, D) or (B, T, D), got {x.shape}")
-    if y is not None:
-        y = np.asarray(y, dtype=x.dtype)
-    return x, y
+def final_logits(params: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Logits z(T) = V a(T) at the end of each sequence, without keeping the states for BPTT.
+
+    Parameters
+    ----------
+    params : dict with "W" (I, D), "R" (I, I), "V" (K, I)
+    x : ndarray (B, T, D), batch-major
+
+    Returns
+    -------
+    ndarray (B, K), in the dtype of the parameters and x.
+
+    Raises
+    ------
+    ValueError
+        If x is not (B, T, D) with the network's D.
+    """
+    W = params["W"]
+    if x.ndim != 3 or x.shape[2] != W.shape[1]:
+        raise ValueError(f"x must have shape (B, T, D={W.shape[1]}), got {x.shape}")
+    a_T = run_forward(params, np.ascontiguousarray(x.transpose(1, 0, 2)))[-1]
+    return a_T @ params["V"].T
 
 
-class FullyRecurrentNetwork:
+class FullyRecurrentNetwork(RecurrentNetwork):
     """A fully recurrent tanh network with a sigmoid read-out, trained by BPTT.
 
-    Keeps the reference notebook's API: ``forward(x, y) -> loss``, ``backward() ->
-    (dW, dR, dV)``, ``update(eta)``, ``grad_check(eps, thresh)``. The maths lives in the
-    module functions :func:`forward` and :func:`backward`; this class holds the
-    parameters and the cache between the two calls.
+    Keeps the reference notebook's API (:class:`frnn_cli.network.RecurrentNetwork`):
+    ``forward(x, y) -> loss`` (y may be a scalar for K = 1), ``backward() -> (dW, dR, dV)``,
+    ``update(eta)``, ``grad_check(eps, thresh)``, which checks whatever ``backward`` is bound
+    to the object. The maths lives in the module functions :func:`forward`,
+    :func:`backward` and :func:`final_logits`.
 
     Parameters
     ----------
@@ -385,7 +397,17 @@ class FullyRecurrentNetwork:
     V : ndarray (K, I)
     dW, dR, dV : ndarray or None
         Gradients from the last :meth:`backward`.
+
+    Raises
+    ------
+    ValueError
+        As :func:`init_params`.
     """
+
+    PARAM_NAMES = PARAM_NAMES
+    _forward = staticmethod(forward)
+    _backward = staticmethod(backward)
+    _final_logits = staticmethod(final_logits)
 
     def __init__(
         self,
@@ -399,112 +421,4 @@ class FullyRecurrentNetwork:
     ) -> None:
         if not isinstance(rng, np.random.Generator):
             rng = np.random.default_rng(rng)
-        p = init_params(D, I, K, rng, init=init, init_scale=init_scale, dtype=dtype)
-        self.W, self.R, self.V = p["W"], p["R"], p["V"]
-        self.dW = self.dR = self.dV = None
-        self._cache: Cache | None = None
-
-    @property
-    def params(self) -> dict[str, np.ndarray]:
-        """The parameter arrays themselves (not copies), keyed "W", "R", "V"."""
-        return {"W": self.W, "R": self.R, "V": self.V}
-
-    def forward(self, x: np.ndarray, y: np.ndarray) -> float:
-        """Mean loss over the batch; keeps the cache for :meth:`backward`.
-
-        Parameters
-        ----------
-        x : ndarray (T, D) or (B, T, D)
-        y : ndarray (K,) / (B, K) for a target at the end, or (T, K) / (B, T, K) for a
-            target at every step (then the loss sums over t).
-
-        Returns
-        -------
-        float, the mean loss in nats.
-
-        Raises
-        ------
-        ValueError
-            If the shapes do not fit the network.
-        """
-        xb, yb = _as_batch(x, y)
-        loss, self._cache = forward(self.params, xb, yb)
-        return loss
-
-    def logits(self, x: np.ndarray) -> np.ndarray:
-        """Logits z(T) = V a(T) at the end of each sequence.
-
-        Parameters
-        ----------
-        x : ndarray (B, T, D)
-
-        Returns
-        -------
-        ndarray (B, K)
-        """
-        xt = np.ascontiguousarray(np.asarray(x).transpose(1, 0, 2))
-        return run_forward(self.params, xt)[-1] @ self.V.T
-
-    def backward(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Gradients of the last :meth:`forward`'s loss by BPTT.
-
-        Returns
-        -------
-        (dW (I, D), dR (I, I), dV (K, I)), also stored as ``self.dW``, ``self.dR``, ``self.dV``.
-
-        Raises
-        ------
-        RuntimeError
-            If :meth:`forward` has not been called.
-        """
-        if self._cache is None:
-            raise RuntimeError("backward() needs a forward() first")
-        g = backward(self.params, self._cache)
-        self.dW, self.dR, self.dV = g["W"], g["R"], g["V"]
-        return self.dW, self.dR, self.dV
-
-    def update(self, eta: float) -> None:
-        """One gradient-descent step in place: theta <- theta - eta * dtheta.
-
-        Raises
-        ------
-        RuntimeError
-            If :meth:`backward` has not been called.
-        """
-        if self.dW is None:
-            raise RuntimeError("update() needs a backward() first")
-        self.W -= eta * self.dW
-        self.R -= eta * self.dR
-        self.V -= eta * self.dV
-
-    def grad_check(self, eps: float = 1e-7, thresh: float = 1e-6) -> list:
-        """Check BPTT against central differences on the last forward's batch.
-
-        Every entry of W, R and V is perturbed by +-eps in turn (and restored); the
-        result per parameter is described in :mod:`frnn_cli.gradcheck`. ``thresh``
-        bounds the norm-wise relative error ||g_num - g||_2 / (||g_num||_2 + ||g||_2).
-
-        Returns
-        -------
-        list of ParamCheck for W, R, V (all passed).
-
-        Raises
-        ------
-        RuntimeError
-            If :meth:`forward` has not been called.
-        GradientCheckError
-            If a parameter's relative error exceeds ``thresh``; the message names the
-            parameter, its worst entry and both values there.
-        """
-        # Imported here because frnn_cli.gradcheck imports this module for check_network.
-        from frnn_cli.gradcheck import check_gradients, raise_on_failure
-
-        if self._cache is None:
-            raise RuntimeError("grad_check() needs a forward() first")
-        c = self._cache
-        xb = c.x.transpose(1, 0, 2)
-        yb = c.y.transpose(1, 0, 2) if c.per_step else c.y
-        g = backward(self.params, c)
-        results = check_gradients(lambda: forward(self.params, xb, yb)[0], self.params, g, eps, thresh)
-        raise_on_failure(results, thresh)
-        return results
+        super().__init__(init_params(D, I, K, rng, init=init, init_scale=init_scale, dtype=dtype))

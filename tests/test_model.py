@@ -158,27 +158,6 @@ def test_orthogonal_init_has_unit_spectral_norm(rng):
     np.testing.assert_allclose(p["R"] @ p["R"].T, np.eye(16), atol=1e-12)
 
 
-def test_grad_check_passes_and_raises_on_planted_fault(rng):
-    net = FullyRecurrentNetwork(1, 5, 1, rng=rng, init_scale=0.5)
-    x = rng.normal(size=(3, 6, 1))
-    net.forward(x, np.array([[1.0], [0.0], [1.0]]))
-    assert all(r.passed for r in net.grad_check(eps=1e-6, thresh=1e-6))
-
-    real_backward = model.backward
-
-    def planted(params, cache):
-        g = real_backward(params, cache)
-        g["R"][2, 3] += 1e-3  # one wrong entry
-        return g
-
-    model.backward = planted
-    try:
-        with pytest.raises(GradientCheckError, match=r"R\[2, 3\]: numerical .* analytic"):
-            net.grad_check(eps=1e-6, thresh=1e-6)
-    finally:
-        model.backward = real_backward
-
-
 def test_numerical_gradient_restores_parameters_even_on_error():
     theta = np.array([1.0, 2.0, 3.0])
     original = theta.copy()
@@ -201,7 +180,7 @@ def test_numerical_gradient_restores_parameters_even_on_error():
 
 def test_shape_errors(rng):
     net = FullyRecurrentNetwork(1, 3, 1, rng=rng)
-    with pytest.raises(ValueError, match="y must have shape"):
+    with pytest.raises(ValueError, match=r"target y has shape \(2, 3, 1\) for x of shape \(2, 4, 1\); expected"):
         net.forward(np.zeros((2, 4, 1)), np.zeros((2, 3, 1)))
     with pytest.raises(ValueError, match="x must have shape"):
         net.forward(np.zeros((2, 4, 2)), np.zeros((2, 1)))
