@@ -4,4 +4,7 @@ The core modules (:mod:`frnn_cli.data`, :mod:`frnn_cli.model`, :mod:`frnn_cli.gr
 depend on NumPy only; the command line lives in :mod:`frnn_cli.cli`.
 """
 
-__version__ = "0.1.0"
+try:  # written by setuptools-scm at build time (see pyproject.toml)
+    from frnn_cli._version import __version__
+except ImportError:  # a source tree that was never built or installed
+    __version__ = "0+unknown"

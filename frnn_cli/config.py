@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from frnn_cli.errors import BadInput
+from frnn_cli.errors import BadInput, Note
 from frnn_cli.model import INITS
 from frnn_cli.optim import OPTIMIZERS
 
@@ -97,6 +97,33 @@ _Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+_COLON_RANGE = re.compile(r"^\s*(-?\d+)\s*:\s*(-?\d+)\s*$")
+_PY_RANGE = re.compile(r"^\s*range\s*\(\s*(-?\d+)\s*,\s*(-?\d+)\s*\)\s*$")
+
+
+def range_hint(key: str, text: Any) -> str | None:
+    """A one-line pointer to frnn's range syntax for text that looks like another one, else None.
+
+    ``1:20`` (YAML 1.1 reads it as the base-60 number 80; MATLAB and slices as a range) and
+    ``range(1,20)`` (Python's and Hydra's range, which exclude the end) both mean a range
+    to their writer; frnn writes an inclusive range as ``a..b``.
+    """
+    if not isinstance(text, str):
+        return None
+    m = _COLON_RANGE.match(text)
+    if m:
+        a, b = m.groups()
+        return f"{key}: {text!r} is not a range frnn reads; write the inclusive range as {key}={a}..{b} (for frnn sweep)"
+    m = _PY_RANGE.match(text)
+    if m:
+        a, b = int(m.group(1)), int(m.group(2))
+        return (
+            f"{key}: {text!r} is Python's range, which excludes {b}; frnn writes inclusive ranges: "
+            f"{key}={a}..{b - 1} (for frnn sweep)"
+        )
+    return None
+
+
 def parse_scalar(text: str) -> Any:
     """Read one ``key=value`` value as a YAML 1.2 scalar: "1e-3" -> 0.001, "on" -> "on".
 
@@ -152,6 +179,18 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadInput(f"{path}: expected a mapping of keys to values, got a {type(data).__name__}")
     return data
+
+
+def note_empty(path: str | Path) -> None:
+    """Say (as a :class:`frnn_cli.errors.Note`) that a config file sets no keys.
+
+    An empty file, or one with comments only, is valid YAML for "no settings", but a user
+    who passes it almost surely meant something else; the defaults (for ``frnn sweep``, the
+    whole 300-job experiment) should not start unnoticed.
+    """
+    import warnings
+
+    warnings.warn(f"{path} sets no keys; using the defaults", Note, stacklevel=3)
 
 
 # ---------------------------------------------------------------------------------------
@@ -215,6 +254,16 @@ class Config:
     alpha: float = field(default=0.01, metadata={"gt": 0, "lt": 1})
 
 
+def describe_keys(schema: type) -> str:
+    """Every key of a schema with its default, for ``--help``: "T=2, hidden=32, init=uniform (uniform/glorot/orthogonal), ..."."""
+    parts = []
+    for f in fields(schema):
+        default = "null" if f.default is None else f.default
+        choices = f.metadata.get("choices")
+        parts.append(f"{f.name}={default}" + (f" ({'/'.join(choices)})" if choices else ""))
+    return ", ".join(parts)
+
+
 def field_names(schema: type) -> list[str]:
     """Names of a dataclass schema's fields, in declaration order."""
     return [f.name for f in fields(schema)]
@@ -259,6 +308,9 @@ def coerce(schema: type, key: str, value: Any) -> Any:
     f = _field(schema, key)
     tp, optional = _field_type(schema, f)
     raw = value
+    hint = range_hint(key, value) if tp in (int, float) else None
+    if hint:
+        raise BadInput(hint)
     if isinstance(value, (list, tuple, dict)):
         raise BadInput(f"{key}: got a {type(value).__name__} {value!r}; one run takes one value (use frnn sweep for a grid)")
     if isinstance(value, str):
@@ -352,6 +404,8 @@ def load_config(
     values: dict[str, Any] = {}
     if path is not None:
         data = load_yaml(path)
+        if not data:
+            note_empty(path)
         for key, value in data.items():
             try:
                 values[str(key)] = coerce(schema, str(key), value)

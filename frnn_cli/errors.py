@@ -14,3 +14,11 @@ class BadInput(ValueError):
 
 class ExperimentFailed(RuntimeError):
     """The experiment ran but failed (gradient check failed, a job failed): exit code 1."""
+
+
+class Note(UserWarning):
+    """Something the user should know that is not an error (e.g. an empty config file).
+
+    Library code issues it with ``warnings.warn(text, Note)``; the CLI prints it as one line
+    ``note: text`` on stderr and goes on.
+    """

@@ -48,6 +48,9 @@ def parse_values(schema: type, key: str, text: Any) -> list[Any]:
     if isinstance(text, (list, tuple)):
         items = list(text)
     elif isinstance(text, str):
+        hint = config.range_hint(key, text)
+        if hint:
+            raise BadInput(hint)
         if not text.strip():
             raise BadInput(f"{key}= has no value; expected a value, a list a,b,c or a range a..b")
         if ".." in text:

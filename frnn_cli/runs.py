@@ -123,27 +123,49 @@ def create_run_dir(runs_dir: str | Path, kind: str, now: datetime | None = None)
 
 
 def git_commit(cwd: str | Path | None = None) -> str | None:
-    """The git commit of frnn's own code (with "-dirty" if its tree has changes), or None.
+    """The git commit of frnn's own code (with "-dirty" if its tree had changes), or None.
 
-    ``cwd`` defaults to the folder of this package, so the commit is that of the code that
-    ran, not of whatever repository the user happens to be in. None when frnn is not
-    installed from a git checkout (a plain ``pip install .``) or git is missing.
+    From a source checkout (an editable install, or tests run in the repository) the commit
+    is read live with ``git`` in frnn's own folder, so it is that of the code that ran, not of
+    whatever repository the user happens to be in. An installed copy (``pip install .``, which
+    copies no .git) reports the commit it was built from, which setuptools-scm wrote into
+    ``frnn_cli/_version.py`` (an abbreviated hash). None when neither is known (git missing,
+    or a build without git).
+
+    Parameters
+    ----------
+    cwd : str or Path, optional
+        Folder to ask git in; default: frnn's package folder.
     """
-    if cwd is None:
-        cwd = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent
+    if cwd is None and not (package.parent / "pyproject.toml").is_file():
+        return _built_commit()
     import subprocess
 
     try:
         head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5, check=True
+            ["git", "rev-parse", "HEAD"], cwd=cwd or package, capture_output=True, text=True, timeout=5, check=True
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd, capture_output=True, text=True, timeout=5, check=True,
+            cwd=cwd or package, capture_output=True, text=True, timeout=5, check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return None
+        return _built_commit() if cwd is None else None
     return head + ("-dirty" if dirty else "") if head else None
+
+
+def _built_commit() -> str | None:
+    """The commit written at build time by setuptools-scm ("34e326e", "34e326e-dirty"), or None."""
+    try:
+        from frnn_cli import _version
+    except ImportError:
+        return None
+    node = str(getattr(_version, "__commit__", "") or "")
+    if not node or node == "None":
+        return None
+    node = node[1:] if node.startswith("g") else node  # git describe's "g" prefix
+    return node + ("-dirty" if getattr(_version, "__dirty__", False) else "")
 
 
 def finish_meta(run_dir: str | Path, meta: dict, status: str, **extra: object) -> dict:
@@ -164,6 +186,21 @@ def finish_meta(run_dir: str | Path, meta: dict, status: str, **extra: object) -
     meta.update(status=status, end_time=datetime.now().astimezone().isoformat(timespec="seconds"), **extra)
     atomic_write_json(Path(run_dir) / "meta.json", meta)
     return meta
+
+
+def read_status(run_dir: str | Path) -> str | None:
+    """The ``status`` recorded in ``run_dir/meta.json`` ("running", "completed", ...), or None.
+
+    None when meta.json is missing or unreadable. A run killed hard (SIGKILL, a power cut)
+    never records its end, so "running" in a folder no process writes to means it died.
+    """
+    import json
+
+    try:
+        status = json.loads((Path(run_dir) / "meta.json").read_text(encoding="utf-8")).get("status")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return status if isinstance(status, str) else None
 
 
 def base_meta(seed: int | None, argv: list[str] | None = None) -> dict:
@@ -202,6 +239,18 @@ TRAIN_FILES = ("config.yaml", "meta.json", "metrics.csv", "summary.json", "model
 TRAIN_PLOTS = ("plots/learning_curves.png", "plots/gradient_norms.png")
 
 
+def _metrics_row(rec) -> str:
+    """One ``metrics.csv`` line (no newline) for an EvalRecord or a mapping with its columns."""
+    from frnn_cli.train import METRICS_COLUMNS
+
+    row = rec if isinstance(rec, dict) else rec.as_dict()
+    cells = []
+    for col in METRICS_COLUMNS:
+        v = row[col]
+        cells.append("" if isinstance(v, float) and v != v else repr(v))
+    return ",".join(cells)
+
+
 def metrics_csv_text(history: list) -> str:
     """``metrics.csv`` content: a header of :data:`frnn_cli.train.METRICS_COLUMNS`, one row per record.
 
@@ -214,15 +263,51 @@ def metrics_csv_text(history: list) -> str:
     """
     from frnn_cli.train import METRICS_COLUMNS
 
-    lines = [",".join(METRICS_COLUMNS)]
-    for rec in history:
-        row = rec if isinstance(rec, dict) else rec.as_dict()
-        cells = []
-        for col in METRICS_COLUMNS:
-            v = row[col]
-            cells.append("" if isinstance(v, float) and v != v else repr(v))
-        lines.append(",".join(cells))
-    return "\n".join(lines) + "\n"
+    return "\n".join([",".join(METRICS_COLUMNS), *(_metrics_row(r) for r in history)]) + "\n"
+
+
+class MetricsLog:
+    """``metrics.csv`` that grows during a run: the header at once, then one row per evaluation.
+
+    Each row is written and flushed to the operating system as soon as it is measured, so a
+    run killed by SIGKILL or the OOM killer keeps every finished evaluation. With
+    ``durable=True`` each row is also fsync'ed (about 2 ms here), so a power cut keeps them
+    too; a sweep's jobs skip that, because ``--resume`` re-runs any job whose folder is
+    incomplete. The content equals :func:`metrics_csv_text` of the rows logged, byte for
+    byte; :func:`run_train_job` still replaces the file atomically with that text at the end.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to create (truncated if it exists).
+    durable : bool, default True
+
+    Raises
+    ------
+    OSError
+        If the file cannot be created or written.
+    """
+
+    def __init__(self, path: str | Path, durable: bool = True) -> None:
+        from frnn_cli.train import METRICS_COLUMNS
+
+        self.durable = durable
+        self._fh = open(path, "w", encoding="utf-8", newline="")
+        self._write(",".join(METRICS_COLUMNS))
+
+    def _write(self, line: str) -> None:
+        self._fh.write(line + "\n")
+        self._fh.flush()
+        if self.durable:
+            os.fsync(self._fh.fileno())
+
+    def append(self, rec) -> None:
+        """Write one evaluation record (an EvalRecord or a mapping with its columns)."""
+        self._write(_metrics_row(rec))
+
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+        self._fh.close()
 
 
 def read_metrics(path: str | Path) -> list[dict[str, float]]:
@@ -310,19 +395,21 @@ def train_summary(result, cfg) -> dict:
 
 
 def run_train_job(cfg, run_dir: str | Path, plots: bool = True, argv: list[str] | None = None,
-                  callback=None) -> dict:
+                  callback=None, durable: bool = True) -> dict:
     """Train one run into an existing (empty) folder and write every file of a train run.
 
-    Writes, each atomically: ``config.yaml`` (the resolved config) and ``meta.json``
-    (status "running") before training; after it ``metrics.csv``, ``model.npz`` (W, R, V
-    of the best checkpoint), ``summary.json``, ``plots/learning_curves.png`` and
-    ``plots/gradient_norms.png`` (unless ``plots=False``), and finally ``meta.json`` again
-    with status "completed" or "diverged" and the end time. Module-level and picklable,
-    so a process pool can run it.
+    Writes ``config.yaml`` (the resolved config) and ``meta.json`` (status "running") before
+    training; ``metrics.csv`` grows by one flushed row per evaluation during training
+    (:class:`MetricsLog`), so a hard kill keeps every finished evaluation; after training
+    ``metrics.csv`` again (atomically, same content), ``model.npz`` (the best checkpoint's
+    weights), ``summary.json``, ``plots/learning_curves.png`` and ``plots/gradient_norms.png``
+    (unless ``plots=False``), and finally ``meta.json`` with status "completed" or "diverged"
+    and the end time. Every file but the growing metrics.csv is written atomically.
+    Module-level and picklable, so a process pool can run it.
 
-    On KeyboardInterrupt the evaluations so far go to ``metrics.csv``, ``meta.json`` gets
-    status "interrupted", and the interrupt is re-raised. On any other exception
-    ``meta.json`` gets status "failed" and "error" (type and message), and it is re-raised.
+    On KeyboardInterrupt ``meta.json`` gets status "interrupted" and the last evaluated
+    step, and the interrupt is re-raised. On any other exception ``meta.json`` gets status
+    "failed" and "error" (type and message), and it is re-raised.
 
     Parameters
     ----------
@@ -335,6 +422,8 @@ def run_train_job(cfg, run_dir: str | Path, plots: bool = True, argv: list[str] 
         Command line to record in meta.json; default ``sys.argv``.
     callback : callable, optional
         Called with each :class:`frnn_cli.train.EvalRecord` (e.g. a progress bar).
+    durable : bool, default True
+        fsync each metrics row (see :class:`MetricsLog`).
 
     Returns
     -------
@@ -355,18 +444,20 @@ def run_train_job(cfg, run_dir: str | Path, plots: bool = True, argv: list[str] 
     atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
     meta = {"kind": "train", **base_meta(cfg.seed, argv)}
     atomic_write_json(run_dir / "meta.json", meta)
-    history: list = []
+    log = MetricsLog(run_dir / "metrics.csv", durable=durable)
+    last_step: list[int] = []
 
     def on_eval(rec) -> None:
-        history.append(rec)
+        log.append(rec)
+        last_step[:] = [rec.step]
         if callback is not None:
             callback(rec)
 
-    def finish(status: str, **extra: object) -> None:
-        finish_meta(run_dir, meta, status, **extra)
-
     try:
-        result = train(cfg, callback=on_eval)
+        try:
+            result = train(cfg, callback=on_eval)
+        finally:
+            log.close()
         summary = train_summary(result, cfg)
         atomic_write_text(run_dir / "metrics.csv", metrics_csv_text(result.history))
         atomic_save_npz(run_dir / "model.npz", **result.params)
@@ -381,14 +472,11 @@ def run_train_job(cfg, run_dir: str | Path, plots: bool = True, argv: list[str] 
                                           best_step=result.best_step, test_accuracy=result.test.accuracy,
                                           verdict=result.test.verdict)
             plotting.plot_gradient_norms(rows, run_dir / "plots" / "gradient_norms.png", title, cfg.T)
-        finish(result.status)
+        finish_meta(run_dir, meta, result.status)
         return summary
     except KeyboardInterrupt:
-        try:
-            atomic_write_text(run_dir / "metrics.csv", metrics_csv_text(history))
-        finally:
-            finish("interrupted", last_evaluated_step=history[-1].step if history else None)
+        finish_meta(run_dir, meta, "interrupted", last_evaluated_step=last_step[0] if last_step else None)
         raise
     except BaseException as exc:
-        finish("failed", error=f"{type(exc).__name__}: {exc}")
+        finish_meta(run_dir, meta, "failed", error=f"{type(exc).__name__}: {exc}")
         raise

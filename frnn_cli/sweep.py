@@ -158,6 +158,8 @@ def resolve_spec(
         Any invalid file, key, value or range.
     """
     file_data: dict[str, Any] = config.load_yaml(config_file) if config_file is not None else {}
+    if config_file is not None and not file_data:
+        config.note_empty(config_file)
     try:
         file_values, file_grid, file_seeds, file_axis = _split_sweep_keys(file_data)
         base_values = dict(SWEEP_DEFAULTS)
@@ -228,8 +230,33 @@ def plan(spec: SweepSpec) -> list[Job]:
     return jobs
 
 
+def check_memory(jobs: list[Job], workers: int) -> int:
+    """Refuse a sweep whose largest job, times the workers running at once, does not fit in memory.
+
+    Returns
+    -------
+    int, the estimated bytes (see :func:`frnn_cli.resources.check_fits`).
+
+    Raises
+    ------
+    BadInput
+        If it does not fit; the message names the largest job's sizes.
+    """
+    from frnn_cli.resources import check_fits, train_bytes
+
+    def parts(c: Config) -> dict[str, int]:
+        return train_bytes(c.T, c.hidden, c.batch_size, c.n_val, c.n_test)
+
+    biggest = max(jobs, key=lambda j: sum(parts(j.cfg).values()))
+    c = biggest.cfg
+    return check_fits(
+        parts(c), f"the sweep's largest job (T={c.T}, hidden={c.hidden}, batch_size={c.batch_size}, n_val={c.n_val}, "
+        f"n_test={c.n_test})", copies=min(workers, len(jobs)),
+    )
+
+
 def describe_plan(spec: SweepSpec, n_jobs: int) -> str:
-    """One line such as ``Launching 300 jobs: T=1..20 x lr=0.03,0.1,0.3,1,3 x 3 seeds``."""
+    """The plan in one phrase, e.g. ``300 jobs: T=1..20 x lr=0.03,0.1,0.3,1,3 x 3 seeds``."""
 
     def values(k: str) -> str:
         v = spec.grid[k]
@@ -238,14 +265,38 @@ def describe_plan(spec: SweepSpec, n_jobs: int) -> str:
         return ",".join(_fmt(x) for x in v)
 
     parts = [f"{k}={values(k)}" for k in spec.grid]
-    return f"Launching {n_jobs} jobs: {' x '.join(parts)} x {spec.seeds} seeds"
+    return f"{n_jobs} jobs: {' x '.join(parts)} x {spec.seeds} seeds"
 
 
-def _worker_init() -> None:
-    # Ctrl-C is handled by the parent, which lets running jobs finish and cancels the rest.
+#: Seconds between a worker's checks that the sweep's parent process is still alive.
+PARENT_POLL_SECONDS = 1.0
+
+
+def _exit_when_orphaned(parent_pid: int, poll: float) -> None:
+    """Watchdog loop (a daemon thread in each worker): end the worker once its parent is gone.
+
+    A parent killed hard (SIGKILL, the OOM killer) cannot shut its pool down, and its
+    workers would train on under PID 1 for as long as their jobs last. When the parent
+    dies the worker is re-parented, so ``os.getppid()`` changes; the worker then exits at
+    once (``os._exit``: no clean-up of a half-written job folder is needed, since an
+    incomplete job folder is re-run by ``--resume``).
+    """
+    import time
+
+    while os.getppid() == parent_pid:
+        time.sleep(poll)
+    os._exit(1)
+
+
+def _worker_init(parent_pid: int, poll: float = PARENT_POLL_SECONDS) -> None:
+    """Set up a pool worker: ignore Ctrl-C (the parent handles it) and watch the parent."""
     import signal
+    import threading
 
+    # Ctrl-C is handled by the parent, which lets running jobs finish and cancels the rest.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_when_orphaned, args=(parent_pid, poll), daemon=True,
+                     name="frnn-orphan-watchdog").start()
 
 
 def run_job(cfg_dict: dict[str, Any], run_dir: str) -> dict[str, Any]:
@@ -259,7 +310,7 @@ def run_job(cfg_dict: dict[str, Any], run_dir: str) -> dict[str, Any]:
     from frnn_cli.runs import run_train_job
 
     try:
-        return run_train_job(Config(**cfg_dict), Path(run_dir), plots=False)
+        return run_train_job(Config(**cfg_dict), Path(run_dir), plots=False, durable=False)
     except Exception as exc:  # a failed job is recorded; the sweep goes on
         return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
 
@@ -337,7 +388,9 @@ def run_jobs(
         os.environ[var] = "1"  # inherited by the spawned workers
     ctx = multiprocessing.get_context("spawn")
     # More processes than jobs would only cost start-up time.
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx, initializer=_worker_init)
+    pool = ProcessPoolExecutor(
+        max_workers=min(workers, len(todo)), mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),)
+    )
     pending: dict[Future, Job] = {}
     try:
         for job in todo:

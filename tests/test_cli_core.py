@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 
 from frnn_cli import __version__
+from helpers import expect_exit, msg as _msg
 
 
-def _msg(r):
-    return f"exit {r.exit_code}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
 
 
 def test_version(cli):
@@ -64,7 +63,7 @@ def test_bad_input_is_one_line_exit_2(cli, args, fragment):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), _msg(r)
     assert fragment in lines[0], _msg(r)
-    assert "Traceback" not in r.stdout + r.stderr
+    expect_exit(r, 2)
 
 
 def test_generate_preview_and_statistics(cli):
@@ -121,5 +120,6 @@ def test_unwritable_out_is_one_line_exit_2(cli, tmp_path):
 
 def test_no_arguments_prints_help_without_an_empty_error(cli):
     r = cli()
+    expect_exit(r, 2)  # click's convention for "no command given": usage, exit 2
     assert "Usage" in r.stdout
     assert "error:" not in r.stderr, _msg(r)

@@ -68,9 +68,9 @@ def test_yes_is_not_a_valid_optimizer_either(tmp_path):
 def test_sexagesimal_1_20_is_not_80(tmp_path):
     # YAML 1.1 reads 1:20 as 1 * 60 + 20 = 80.
     assert load_yaml(_write(tmp_path, "T: 1:20\n")) == {"T": "1:20"}
-    with pytest.raises(BadInput, match=r"T: expected an integer, got '1:20'"):
+    with pytest.raises(BadInput, match=r"T: '1:20' is not a range frnn reads; write the inclusive range as T=1\.\.20"):
         load_config(_write(tmp_path, "T: 1:20\n"))
-    with pytest.raises(BadInput, match=r"T: expected an integer"):
+    with pytest.raises(BadInput, match=r"T: '1:20' is not a range frnn reads"):
         load_config(None, ["T=1:20"])
 
 

@@ -8,13 +8,12 @@ import pytest
 
 from frnn_cli import sweep
 from frnn_cli.config import Config
+from helpers import expect_exit, msg as _msg
 
 # Small and fast: T = 1 is learned within a few dozen steps with lr = 3, lr = 1e-4 stays at chance.
 SMALL = ["steps=60", "eval_every=20", "n_val=100", "n_test=200", "stop_loss=null"]
 
 
-def _msg(r):
-    return f"exit {r.exit_code}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
 
 
 def _sweep_dir(runs: Path) -> Path:
@@ -129,7 +128,8 @@ def test_dry_run_prints_the_plan_and_writes_nothing(cli, tmp_path):
     r = cli("sweep", "T=1..20", "--dry-run", "--runs-dir", str(tmp_path))
     assert r.exit_code == 0, _msg(r)
     n = 20 * len(sweep.DEFAULT_LR) * 3
-    assert f"Launching {n} jobs: T=1..20 x lr=0.03,0.1,0.3,1,3 x 3 seeds" in r.stdout
+    assert f"Dry run (nothing is run): would launch {n} jobs: T=1..20 x lr=0.03,0.1,0.3,1,3 x 3 seeds" in r.stdout
+    assert "Launching" not in r.stdout
     assert not any(tmp_path.iterdir())
 
 

@@ -15,6 +15,7 @@ from frnn_cli import config
 from frnn_cli.cli.common import console, parse_seed
 from frnn_cli.data import NOISE_VARIANCE, REFERENCE_SEED, generate_data
 from frnn_cli.errors import BadInput
+from frnn_cli.resources import check_fits, sequences_bytes
 from frnn_cli.runs import atomic_save_npz, atomic_write_text
 
 PREVIEW_ROWS = 8
@@ -51,6 +52,7 @@ def generate(
     Example: frnn generate T=20 n=1000 --out data.npz
     """
     cfg = config.load_config(None, overrides or [], schema=GenerateConfig)
+    check_fits(sequences_bytes(cfg.T, cfg.n), f"{cfg.n} sequences of T={cfg.T}")
     seed_value = parse_seed(seed)
     if out is not None and out.suffix.lower() not in (".npz", ".csv"):
         raise BadInput(f"--out: expected a file name ending in .npz or .csv, got {str(out)!r}")

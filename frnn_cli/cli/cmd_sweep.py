@@ -68,7 +68,7 @@ def sweep_cmd(
     resume: Annotated[
         Path | None, typer.Option(help="Finish an interrupted sweep in this folder: run only the missing jobs.")
     ] = None,
-    runs_dir: Annotated[Path, typer.Option(help="Parent folder of the sweep folder.")] = Path("runs"),
+    runs_dir: Annotated[str, typer.Option("--runs-dir", metavar="DIR", help="Parent folder of the sweep folder.")] = "runs",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop.")] = False,
 ) -> None:
     """Train at every sequence length T, tune the learning rate and steps, find the longest T learned better than chance.
@@ -90,12 +90,14 @@ def sweep_cmd(
         spec = sweep.resolve_spec(config_file, words, axis, seeds)
     jobs = sweep.plan(spec)
     n_workers = workers or os.cpu_count() or 1
+    sweep.check_memory(jobs, n_workers)
     on = f" on {n_workers} worker{'s' if n_workers > 1 else ''}"
     if resume is not None:
         todo = len(sweep.pending_jobs(jobs, resume))
         console.print(f"Resuming {resume}: {todo} of {len(jobs)} jobs still to run{on}")
     else:
-        console.print(sweep.describe_plan(spec, len(jobs)) + on)
+        verb = "Dry run (nothing is run): would launch " if dry_run else "Launching "
+        console.print(verb + sweep.describe_plan(spec, len(jobs)) + on)
     if dry_run:
         return
     sweep_dir = resume if resume is not None else new_run_dir(runs_dir, "sweep")

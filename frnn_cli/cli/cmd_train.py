@@ -13,6 +13,7 @@ from rich.table import Table
 from frnn_cli import config
 from frnn_cli.cli.common import console, err_console, new_run_dir
 from frnn_cli.errors import ExperimentFailed
+from frnn_cli.resources import check_fits, train_bytes
 from frnn_cli.runs import run_train_job, trained_past_init
 from frnn_cli.train import EvalRecord, describe
 
@@ -94,16 +95,20 @@ def train(
     config_file: Annotated[
         Path | None, typer.Option("--config", help="YAML file with any subset of the keys (the rest: defaults).")
     ] = None,
-    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Parent folder of the new run folder.")] = Path("runs"),
+    runs_dir: Annotated[str, typer.Option("--runs-dir", metavar="DIR", help="Parent folder of the new run folder.")] = "runs",
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Draw plots/learning_curves.png and gradient_norms.png.")] = True,
 ) -> None:
     """Train the network once with BPTT and test the best checkpoint against chance.
 
-    Settings come from the built-in defaults, then --config, then key=value overrides. Keys: T, hidden, lr, steps, batch_size, seed, init (uniform/glorot/orthogonal), init_scale, optimizer (sgd/momentum/adam), momentum, adam_beta1, adam_beta2, adam_eps, clip, eval_every, n_val, n_test, patience, stop_loss, diverge_loss, alpha. Writes runs/<time>-train-<id>/ with config.yaml, meta.json, metrics.csv, summary.json, model.npz and plots/. Exit 0 when training completed, 1 when it diverged, 2 on bad input, 130 when interrupted.
+    Settings come from the built-in defaults, then --config, then key=value overrides. Keys and their defaults: {keys}. Writes runs/<time>-train-<id>/ with config.yaml, meta.json, metrics.csv, summary.json, model.npz and plots/. Exit 0 when training completed, 1 when it diverged, 2 on bad input, 130 when interrupted.
 
     Example: frnn train --config configs/default.yaml T=2 lr=1
     """
     cfg = config.load_config(config_file, overrides or [], schema=config.Config)
+    check_fits(
+        train_bytes(cfg.T, cfg.hidden, cfg.batch_size, cfg.n_val, cfg.n_test),
+        f"a run with T={cfg.T}, hidden={cfg.hidden}, batch_size={cfg.batch_size}, n_val={cfg.n_val}, n_test={cfg.n_test}",
+    )
     run_dir = new_run_dir(runs_dir, "train")
     err_console.print(f"training {describe(cfg)}", markup=False, highlight=False, soft_wrap=True)
     err_console.print(f"run folder: {run_dir}", markup=False, highlight=False, soft_wrap=True)
@@ -169,3 +174,7 @@ def train(
             f"training diverged at step {d['step']}: {d['reason']} (try a smaller lr or clip=1); "
             f"results are in {run_dir}"
         )
+
+
+#: The command's help: its docstring with every key and its default filled in from the schema.
+HELP = (train.__doc__ or "").replace("{keys}", config.describe_keys(config.Config))

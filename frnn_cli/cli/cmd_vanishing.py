@@ -15,8 +15,9 @@ from frnn_cli import config
 from frnn_cli.cli.common import console, err_console, new_run_dir, parse_seed
 from frnn_cli.data import sample_batch
 from frnn_cli.errors import BadInput, ExperimentFailed
+from frnn_cli.resources import check_fits, vanishing_bytes
 from frnn_cli.model import PARAM_NAMES, init_params
-from frnn_cli.runs import atomic_write_json, atomic_write_text, base_meta, finish_meta
+from frnn_cli.runs import atomic_write_json, atomic_write_text, base_meta, finish_meta, read_status
 from frnn_cli.vanishing import VanishingSummary, summarize
 
 #: Keys that define the network; with --run the network comes from model.npz instead.
@@ -94,12 +95,26 @@ def _resolve(
         raise BadInput(f"{fixed[0]}: cannot be changed with --run (the network comes from the run's model.npz)")
     if not run.is_dir():
         raise BadInput(f"--run: {str(run)!r} is not a folder (expected a train run folder with model.npz and config.yaml)")
+    status = read_status(run)
+    unfinished = status is not None and status not in ("completed", "diverged")
     if not (run / "model.npz").is_file():
+        if unfinished:
+            raise BadInput(
+                f"--run: {run} has no model.npz: the run did not finish (meta.json status: {status}); "
+                "a train run writes model.npz when it ends"
+            )
         load_run_model(run, 1)  # raises the "does not exist" message
     if not (run / "config.yaml").is_file():
         raise BadInput(f"--run: {run / 'config.yaml'} does not exist (expected a train run folder with model.npz and config.yaml)")
     cfg = config.load_config(run / "config.yaml", overrides, schema=VanishingConfig)
-    return cfg, load_run_model(run, cfg.hidden)
+    params = load_run_model(run, cfg.hidden)
+    if unfinished:
+        err_console.print(
+            f"warning: the run in {run} did not finish (meta.json status: {status}); "
+            "its model.npz may not be the trained network you expect",
+            markup=False, highlight=False, soft_wrap=True,
+        )
+    return cfg, params
 
 
 def _csv_text(s: VanishingSummary) -> str:
@@ -161,7 +176,7 @@ def vanishing(
         typer.Option("--run", help="A train run folder: use its model.npz (W, R, V) and config.yaml instead of a fresh initialisation."),
     ] = None,
     config_file: Annotated[Path | None, typer.Option("--config", help="YAML config file (the keys of frnn train, plus n).")] = None,
-    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Parent folder of the new run folder.")] = Path("runs"),
+    runs_dir: Annotated[str, typer.Option("--runs-dir", metavar="DIR", help="Parent folder of the new run folder.")] = "runs",
     seed: Annotated[
         str | None, typer.Option(help="Seed of the fresh weights and of the n sequences, decimal or hex (same as seed=S).")
     ] = None,
@@ -177,6 +192,7 @@ def vanishing(
     from frnn_cli.plots.vanishing import plot_vanishing  # matplotlib only when the command runs
 
     cfg, params = _resolve(run, config_file, overrides or [], seed)
+    check_fits(vanishing_bytes(cfg.T, cfg.n, cfg.hidden), f"frnn vanishing with T={cfg.T}, n={cfg.n}, hidden={cfg.hidden}")
     init_ss, data_ss = np.random.SeedSequence(cfg.seed).spawn(2)
     if params is None:
         params = init_params(1, cfg.hidden, 1, np.random.default_rng(init_ss), init=cfg.init, init_scale=cfg.init_scale)

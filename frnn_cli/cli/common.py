@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -10,25 +11,43 @@ from rich.console import Console
 from frnn_cli.errors import BadInput
 from frnn_cli.runs import create_run_dir
 
+def _console(stderr: bool) -> Console:
+    """A Console that wraps to the terminal, but never hard-wraps lines written to a log or pipe.
+
+    Rich assumes 80 columns when the stream is not a terminal and would break paths and
+    long lines there; a log should keep each line whole (tables still get room up to
+    $COLUMNS, or 200 columns).
+    """
+    c = Console(stderr=stderr, highlight=False)
+    if not c.is_terminal:
+        c.soft_wrap = True
+        c.width = int(os.environ.get("COLUMNS", "0") or 0) or 200
+    return c
+
+
 #: Results go to stdout; progress and notes to stderr so stdout stays parseable.
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = _console(stderr=False)
+err_console = _console(stderr=True)
 
 
 def parse_seed(text: str, flag: str = "--seed") -> int:
-    """A seed from decimal or hex text ("42", "0xDEADBEEF"); a non-negative integer.
+    """A seed from decimal, hex or octal text ("42", "010", "0xDEADBEEF", "0o17"); a non-negative integer.
+
+    Read by the same YAML 1.2 rules as ``seed: ...`` in a config file, so ``--seed 010`` and
+    ``seed: 010`` are both the decimal 10.
 
     Raises
     ------
     BadInput
-        If the text is not a non-negative integer in decimal or 0x-hex.
+        If the text is not a non-negative integer in decimal, 0x-hex or 0o-octal.
     """
-    try:
-        value = int(str(text).strip(), 0)
-    except ValueError:
+    from frnn_cli.config import parse_scalar
+
+    value = parse_scalar(str(text).strip())
+    if isinstance(value, bool) or not isinstance(value, int):
         value = -1
     if value < 0:
-        raise BadInput(f"{flag}: expected a non-negative integer (decimal or 0x-hex), got {text!r}")
+        raise BadInput(f"{flag}: expected a non-negative integer (decimal, 0x-hex or 0o-octal), got {text!r}")
     return value
 
 
@@ -45,7 +64,7 @@ def positive(value: float) -> float:
     return value
 
 
-def new_run_dir(runs_dir: Path, kind: str) -> Path:
+def new_run_dir(runs_dir: str | Path, kind: str) -> Path:
     """A new run folder under ``--runs-dir``, or :class:`BadInput` naming the flag.
 
     Raises
@@ -54,7 +73,7 @@ def new_run_dir(runs_dir: Path, kind: str) -> Path:
         If ``runs_dir`` is empty, or the folder cannot be created there (permissions, a
         file in the way, a read-only file system).
     """
-    if not str(runs_dir).strip():
+    if not str(runs_dir).strip():  # Path("") would be "." -- the current folder, surely not meant
         raise BadInput("--runs-dir: expected a folder name, got an empty string")
     try:
         return create_run_dir(runs_dir, kind)

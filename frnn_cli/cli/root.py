@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from frnn_cli import __version__
-from frnn_cli.errors import BadInput, ExperimentFailed
+from frnn_cli.errors import BadInput, ExperimentFailed, Note
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _show_note(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+               file: Any = None, line: str | None = None) -> None:
+    """Print a :class:`Note` as one line ``note: ...`` on stderr; other warnings as Python would."""
+    if issubclass(category, Note):
+        typer.echo(f"note: {message}", err=True)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 def _fail(message: str, code: int) -> None:
@@ -29,7 +39,10 @@ class FrnnGroup(TyperGroup):
     def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
         try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", Note)
+                warnings.showwarning = _show_note
+                rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except typer.TyperException as exc:  # click's usage errors: bad flag, bad option value
             message = " ".join((exc.format_message() or str(exc)).strip().splitlines())
             if not message:  # `frnn` alone: the help was printed, nothing went wrong
@@ -50,6 +63,18 @@ class FrnnGroup(TyperGroup):
         if code == EXIT_INTERRUPTED:
             _fail("interrupted", EXIT_INTERRUPTED)
         sys.exit(code)
+
+
+class FrnnCommand(TyperCommand):
+    """A command whose boolean flags (``--dry-run``, ``--help``) show no ``<bool>`` type in --help:
+    a flag takes no value, so a type next to it only misleads."""
+
+    def get_params(self, ctx: Any) -> list:
+        params = super().get_params(ctx)
+        for p in params:
+            if getattr(p, "is_flag", False) and p.metavar is None:
+                p.metavar = ""
+        return params
 
 
 app = typer.Typer(
@@ -82,14 +107,14 @@ def _root(
 # Registration: one line per command module.
 from frnn_cli.cli import cmd_generate, cmd_gradcheck  # noqa: E402
 
-app.command("generate", no_args_is_help=False)(cmd_generate.generate)
-app.command("gradcheck")(cmd_gradcheck.gradcheck)
+app.command("generate", cls=FrnnCommand, no_args_is_help=False)(cmd_generate.generate)
+app.command("gradcheck", cls=FrnnCommand)(cmd_gradcheck.gradcheck)
 from frnn_cli.cli import cmd_train  # noqa: E402
-app.command("train")(cmd_train.train)
+app.command("train", cls=FrnnCommand, help=cmd_train.HELP)(cmd_train.train)
 from frnn_cli.cli import cmd_sweep  # noqa: E402
-app.command("sweep")(cmd_sweep.sweep_cmd)
+app.command("sweep", cls=FrnnCommand)(cmd_sweep.sweep_cmd)
 from frnn_cli.cli import cmd_vanishing  # noqa: E402
-app.command("vanishing")(cmd_vanishing.vanishing)
+app.command("vanishing", cls=FrnnCommand)(cmd_vanishing.vanishing)
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -99,7 +124,14 @@ def _terminate(signum: int, frame: object) -> None:
 
 def main() -> None:
     """Console-script entry point ``frnn``."""
+    import os
     import signal
 
+    from frnn_cli.cli.streams import survive_closed_pipes
+
     signal.signal(signal.SIGTERM, _terminate)
+    survive_closed_pipes()
+    # frnn only ever draws into files; a display backend set in the environment (or a
+    # misspelt one, which matplotlib rejects at import) must not break a finished run.
+    os.environ["MPLBACKEND"] = "Agg"
     app()

@@ -10,9 +10,18 @@ Agg canvas and writes it atomically, so an interrupted command never leaves half
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
+
+try:
+    import matplotlib  # noqa: F401
+except ValueError:
+    # matplotlib validates $MPLBACKEND at import and rejects a name it does not know.
+    # frnn draws on an Agg canvas only, so the display backend is irrelevant: use Agg.
+    os.environ["MPLBACKEND"] = "agg"
+    import matplotlib  # noqa: F401
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 

@@ -100,7 +100,8 @@ def plot_learning_curves(
     ax_loss.grid(True, which="both", alpha=0.3)
     ax_loss.legend(fontsize=8, loc="best")
 
-    ax_acc.plot(step, _column(history, "val_acc"), "s-", ms=3, color="tab:orange", label="validation accuracy")
+    acc = _column(history, "val_acc")
+    ax_acc.plot(step, acc, "s-", ms=3, color="tab:orange", label="validation accuracy")
     ax_acc.axhline(0.5, color="gray", ls="--", lw=1, label="chance: 0.5")
     if best_step is not None:
         for ax in (ax_loss, ax_acc):
@@ -111,7 +112,10 @@ def plot_learning_curves(
             if verdict:
                 label += f"\n({verdict})"
             ax_acc.plot([best_step], [test_accuracy], "*", ms=14, color="tab:green", label=label)
-    ax_acc.set_ylim(0.35, 1.05)
+    # From 0.35 normally, but lower when a value is lower: a diverged run's accuracy of 0.0
+    # must be drawn, not clipped off the chart.
+    shown = [v for v in [*acc, test_accuracy] if v is not None and v == v]
+    ax_acc.set_ylim(min([0.35, *(v - 0.05 for v in shown)]), 1.05)
     ax_acc.set_ylabel("accuracy (fraction correct)")
     ax_acc.set_xlabel("training step (parameter updates)")
     ax_acc.grid(True, alpha=0.3)
