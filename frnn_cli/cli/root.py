@@ -124,14 +124,10 @@ def _terminate(signum: int, frame: object) -> None:
 
 def main() -> None:
     """Console-script entry point ``frnn``."""
-    import os
     import signal
 
     from frnn_cli.cli.streams import survive_closed_pipes
 
     signal.signal(signal.SIGTERM, _terminate)
     survive_closed_pipes()
-    # frnn only ever draws into files; a display backend set in the environment (or a
-    # misspelt one, which matplotlib rejects at import) must not break a finished run.
-    os.environ["MPLBACKEND"] = "Agg"
     app()

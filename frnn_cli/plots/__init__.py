@@ -11,17 +11,25 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 
-try:
-    import matplotlib  # noqa: F401
-except ValueError:
-    # matplotlib validates $MPLBACKEND at import and rejects a name it does not know.
-    # frnn draws on an Agg canvas only, so the display backend is irrelevant: use Agg.
+_backend = os.environ.get("MPLBACKEND")
+if _backend is not None and "matplotlib" not in sys.modules:
+    # matplotlib validates $MPLBACKEND at import and fails on a name it does not know.
+    # frnn draws on Agg canvases only, so import with Agg and then hand a valid choice back
+    # to matplotlib for whoever else uses it in this process.
     os.environ["MPLBACKEND"] = "agg"
-    import matplotlib  # noqa: F401
+    try:
+        import matplotlib
+    finally:
+        os.environ["MPLBACKEND"] = _backend
+    try:
+        matplotlib.rcParams["backend"] = _backend
+    except ValueError:
+        pass
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 

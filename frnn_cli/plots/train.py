@@ -50,6 +50,53 @@ def _loss_scale(ax, values: np.ndarray) -> None:
         ax.ticklabel_format(axis="y", style="plain", useOffset=False)
 
 
+def learning_curves_figure(
+    history: Sequence[Mapping[str, float]],
+    title: str,
+    best_step: int | None = None,
+    test_accuracy: float | None = None,
+    verdict: str | None = None,
+) -> Figure:
+    """The figure of :func:`plot_learning_curves`, not yet drawn to a file (same parameters but ``path``).
+
+    The accuracy axis starts at 0.35, or lower when a value is lower (a diverged run's 0.0).
+    """
+    step = _column(history, "step")
+    fig, ax_loss, ax_acc = _two_panels(f"Learning curves: {title}")
+
+    ax_loss.plot(step, _positive(_column(history, "train_loss")), "o-", ms=3, color="tab:blue",
+                 label="training loss (mean since previous evaluation)")
+    ax_loss.plot(step, _positive(_column(history, "val_loss")), "s-", ms=3, color="tab:orange",
+                 label="validation loss")
+    ax_loss.axhline(CHANCE_LOSS, color="gray", ls="--", lw=1, label=f"chance: ln 2 = {CHANCE_LOSS:.3f}")
+    _loss_scale(ax_loss, np.concatenate([_column(history, "train_loss"), _column(history, "val_loss"), [CHANCE_LOSS]]))
+    ax_loss.set_ylabel("cross-entropy loss (nats per sequence)")
+    ax_loss.grid(True, which="both", alpha=0.3)
+    ax_loss.legend(fontsize=8, loc="best")
+
+    acc = _column(history, "val_acc")
+    ax_acc.plot(step, acc, "s-", ms=3, color="tab:orange", label="validation accuracy")
+    ax_acc.axhline(0.5, color="gray", ls="--", lw=1, label="chance: 0.5")
+    if best_step is not None:
+        for ax in (ax_loss, ax_acc):
+            ax.axvline(best_step, color="tab:green", ls=":", lw=1.5)
+        ax_acc.plot([], [], color="tab:green", ls=":", label=f"best validation checkpoint (step {best_step})")
+        if test_accuracy is not None:
+            label = f"test accuracy of that checkpoint: {test_accuracy:.3f}"
+            if verdict:
+                label += f"\n({verdict})"
+            ax_acc.plot([best_step], [test_accuracy], "*", ms=14, color="tab:green", label=label)
+    # From 0.35 normally, but lower when a value is lower: a diverged run's accuracy of 0.0
+    # must be drawn, not clipped off the chart.
+    shown = [v for v in [*acc, test_accuracy] if v is not None and v == v]
+    ax_acc.set_ylim(min([0.35, *(v - 0.05 for v in shown)]), 1.05)
+    ax_acc.set_ylabel("accuracy (fraction correct)")
+    ax_acc.set_xlabel("training step (parameter updates)")
+    ax_acc.grid(True, alpha=0.3)
+    ax_acc.legend(fontsize=8, loc="best")
+    return fig
+
+
 def plot_learning_curves(
     history: Sequence[Mapping[str, float]],
     path: str | Path,
@@ -87,39 +134,7 @@ def plot_learning_curves(
     OSError
         If the file cannot be written.
     """
-    step = _column(history, "step")
-    fig, ax_loss, ax_acc = _two_panels(f"Learning curves: {title}")
-
-    ax_loss.plot(step, _positive(_column(history, "train_loss")), "o-", ms=3, color="tab:blue",
-                 label="training loss (mean since previous evaluation)")
-    ax_loss.plot(step, _positive(_column(history, "val_loss")), "s-", ms=3, color="tab:orange",
-                 label="validation loss")
-    ax_loss.axhline(CHANCE_LOSS, color="gray", ls="--", lw=1, label=f"chance: ln 2 = {CHANCE_LOSS:.3f}")
-    _loss_scale(ax_loss, np.concatenate([_column(history, "train_loss"), _column(history, "val_loss"), [CHANCE_LOSS]]))
-    ax_loss.set_ylabel("cross-entropy loss (nats per sequence)")
-    ax_loss.grid(True, which="both", alpha=0.3)
-    ax_loss.legend(fontsize=8, loc="best")
-
-    acc = _column(history, "val_acc")
-    ax_acc.plot(step, acc, "s-", ms=3, color="tab:orange", label="validation accuracy")
-    ax_acc.axhline(0.5, color="gray", ls="--", lw=1, label="chance: 0.5")
-    if best_step is not None:
-        for ax in (ax_loss, ax_acc):
-            ax.axvline(best_step, color="tab:green", ls=":", lw=1.5)
-        ax_acc.plot([], [], color="tab:green", ls=":", label=f"best validation checkpoint (step {best_step})")
-        if test_accuracy is not None:
-            label = f"test accuracy of that checkpoint: {test_accuracy:.3f}"
-            if verdict:
-                label += f"\n({verdict})"
-            ax_acc.plot([best_step], [test_accuracy], "*", ms=14, color="tab:green", label=label)
-    # From 0.35 normally, but lower when a value is lower: a diverged run's accuracy of 0.0
-    # must be drawn, not clipped off the chart.
-    shown = [v for v in [*acc, test_accuracy] if v is not None and v == v]
-    ax_acc.set_ylim(min([0.35, *(v - 0.05 for v in shown)]), 1.05)
-    ax_acc.set_ylabel("accuracy (fraction correct)")
-    ax_acc.set_xlabel("training step (parameter updates)")
-    ax_acc.grid(True, alpha=0.3)
-    ax_acc.legend(fontsize=8, loc="best")
+    fig = learning_curves_figure(history, title, best_step, test_accuracy, verdict)
     return _save(fig, path)
 
 
