@@ -341,23 +341,6 @@ def nan_to_none(obj: object) -> object:
     return obj
 
 
-def trained_past_init(summary: dict) -> bool:
-    """Whether a run's verdict is about a *trained* network.
-
-    True when the run completed (did not diverge) and its best checkpoint comes after at least
-    one update. A diverged run, or one whose best checkpoint is the initial weights (step 0),
-    has learned nothing, whatever its test accuracy: an orthogonal initialisation can sort
-    the two classes by chance. ``frnn sweep`` counts a seed as beating chance only when this
-    holds, and ``frnn train`` says so when it does not.
-
-    Parameters
-    ----------
-    summary : dict, the content of a run's ``summary.json``
-    """
-    best = summary.get("best") or {}
-    return summary.get("status") == "completed" and (best.get("step") or 0) > 0
-
-
 def train_summary(result, cfg) -> dict:
     """The JSON-ready summary of a :class:`frnn_cli.train.TrainResult` (``summary.json``).
 

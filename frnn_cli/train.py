@@ -35,7 +35,7 @@ import numpy as np
 
 from frnn_cli.config import Config
 from frnn_cli.data import sample_batch
-from frnn_cli.grid import chance_test
+from frnn_cli.experiment.verdict import chance_test
 from frnn_cli.model import PARAM_NAMES, backward, bce_with_logits, forward, init_params, run_forward
 from frnn_cli.optim import clip_global_norm, make_optimizer
 from frnn_cli.vanishing import jacobian_norms, spectral_norm

@@ -6,15 +6,8 @@ from scipy import stats
 
 from frnn_cli.config import Config
 from frnn_cli.errors import BadInput
-from frnn_cli.grid import (
-    chance_test,
-    expand,
-    job_seed,
-    learned,
-    max_T,
-    min_correct_for_significance,
-    parse_grid,
-)
+from frnn_cli.experiment.grid import expand, job_seed, parse_grid
+from frnn_cli.experiment.verdict import chance_test, learned, max_T, min_correct_for_significance
 
 
 def test_inclusive_range_and_lists():

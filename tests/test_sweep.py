@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from frnn_cli import sweep
+from frnn_cli.experiment import plan, sweep
 from frnn_cli.config import Config
 from helpers import expect_exit, msg as _msg
 
@@ -127,19 +127,19 @@ def test_bad_sweep_input_is_one_line_exit_2(cli, args, fragment, tmp_path):
 def test_dry_run_prints_the_plan_and_writes_nothing(cli, tmp_path):
     r = cli("sweep", "T=1..20", "--dry-run", "--runs-dir", str(tmp_path))
     assert r.exit_code == 0, _msg(r)
-    n = 20 * len(sweep.DEFAULT_LR) * 3
+    n = 20 * len(plan.DEFAULT_LR) * 3
     assert f"Dry run (nothing is run): would launch {n} jobs: T=1..20 x lr=0.03,0.1,0.3,1,3 x 3 seeds" in r.stdout
     assert "Launching" not in r.stdout
     assert not any(tmp_path.iterdir())
 
 
 def test_spec_round_trips_through_sweep_yaml(tmp_path):
-    spec = sweep.resolve_spec(None, ["T=1..4", "lr=1e-5,1e-4", "optimizer=adam"], None, 2)
+    spec = plan.resolve_spec(None, ["T=1..4", "lr=1e-5,1e-4", "optimizer=adam"], None, 2)
     assert spec.base.optimizer == "adam" and spec.grid == {"T": [1, 2, 3, 4], "lr": [1e-5, 1e-4]}
-    (tmp_path / "sweep.yaml").write_text(sweep.dump_spec(spec))
-    again = sweep.load_spec(tmp_path)
+    (tmp_path / "sweep.yaml").write_text(plan.dump_spec(spec))
+    again = plan.load_spec(tmp_path)
     assert again == spec
-    jobs = sweep.plan(spec)
+    jobs = plan.plan(spec)
     assert all(type(j.cfg.lr) is float for j in jobs) and {j.cfg.lr for j in jobs} == {1e-5, 1e-4}
     assert isinstance(again.base, Config)
 
@@ -147,7 +147,7 @@ def test_spec_round_trips_through_sweep_yaml(tmp_path):
 def test_sweep_config_file_with_a_grid(tmp_path):
     f = tmp_path / "s.yaml"
     f.write_text("steps: 50\nseeds: 2\nsweep:\n  T: 1..3\n  lr: [0.1, 1]\n")
-    spec = sweep.resolve_spec(f, ["lr=0.3,3"], None, None)
+    spec = plan.resolve_spec(f, ["lr=0.3,3"], None, None)
     assert spec.seeds == 2 and spec.base.steps == 50
     assert spec.grid == {"T": [1, 2, 3], "lr": [0.3, 3.0]}  # the command line wins
 
@@ -159,11 +159,11 @@ def test_a_huge_grid_is_refused_at_once(cli, tmp_path):
 
 
 def test_sweeping_the_seed_gives_each_seed_its_own_replicates():
-    spec = sweep.resolve_spec(None, ["T=1..2", "lr=0.3", "seed=0,1"], None, 2)
-    jobs = sweep.plan(spec)
+    spec = plan.resolve_spec(None, ["T=1..2", "lr=0.3", "seed=0,1"], None, 2)
+    jobs = plan.plan(spec)
     assert len(jobs) == 2 * 2 * 2
     seeds = {(j.setting["seed"], j.replicate): j.cfg.seed for j in jobs}
-    from frnn_cli.grid import job_seed
+    from frnn_cli.experiment.grid import job_seed
 
     assert seeds == {(s, r): job_seed(s, r) for s in (0, 1) for r in (0, 1)}
 
@@ -175,8 +175,8 @@ def _job_summary(status, best_step, correct, n=200):
 
 def test_untrained_or_diverged_checkpoints_never_count_as_learned():
     """A seed beats chance only if it completed and its best checkpoint is after step 0."""
-    spec = sweep.resolve_spec(None, ["T=5", "lr=1e5"], None, 3)
-    jobs = sweep.plan(spec)
+    spec = plan.resolve_spec(None, ["T=5", "lr=1e5"], None, 3)
+    jobs = plan.plan(spec)
     # All three seeds classify 190/200 on test (p ~ 1e-46), but: diverged, step 0, trained.
     results = {
         jobs[0].job_id: _job_summary("diverged", 100, 190),

@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from frnn_cli import sweep
+from frnn_cli.experiment import execute, plan, sweep
 from frnn_cli.cli.common import console, err_console, new_run_dir
 from frnn_cli.errors import BadInput, ExperimentFailed
 
@@ -83,21 +83,21 @@ def sweep_cmd(
             raise BadInput(f"--resume: folder {str(resume)!r} does not exist")
         if not resume.is_dir():
             raise BadInput(f"--resume: {str(resume)!r} is a file; expected a sweep folder")
-        stored = sweep.load_spec(resume)
-        requested = sweep.resolve_spec(config_file, words, axis, seeds) if (words or config_file or axis or seeds) else None
-        spec = sweep.check_resume(stored, requested)
+        stored = plan.load_spec(resume)
+        requested = plan.resolve_spec(config_file, words, axis, seeds) if (words or config_file or axis or seeds) else None
+        spec = plan.check_resume(stored, requested)
     else:
-        spec = sweep.resolve_spec(config_file, words, axis, seeds)
-    jobs = sweep.plan(spec)
+        spec = plan.resolve_spec(config_file, words, axis, seeds)
+    jobs = plan.plan(spec)
     n_workers = workers or os.cpu_count() or 1
-    sweep.check_memory(jobs, n_workers)
+    plan.check_memory(jobs, n_workers)
     on = f" on {n_workers} worker{'s' if n_workers > 1 else ''}"
     if resume is not None:
-        todo = len(sweep.pending_jobs(jobs, resume))
+        todo = len(execute.pending_jobs(jobs, resume))
         console.print(f"Resuming {resume}: {todo} of {len(jobs)} jobs still to run{on}")
     else:
         verb = "Dry run (nothing is run): would launch " if dry_run else "Launching "
-        console.print(verb + sweep.describe_plan(spec, len(jobs)) + on)
+        console.print(verb + plan.describe_plan(spec, len(jobs)) + on)
     if dry_run:
         return
     sweep_dir = resume if resume is not None else new_run_dir(runs_dir, "sweep")
@@ -110,7 +110,7 @@ def sweep_cmd(
     )
     state = {"next_plain": 0.0}
 
-    def on_job(p: sweep.SweepProgress) -> None:
+    def on_job(p: execute.SweepProgress) -> None:
         status = p.summary.get("status", "?")
         acc = (p.summary.get("best") or {}).get("val_acc")
         desc = f"last: {p.job.job_id} {status}" + (f", val acc {acc:.3f}" if isinstance(acc, float) else "")
@@ -119,11 +119,11 @@ def sweep_cmd(
         elif p.done / p.total >= state["next_plain"] or p.done == p.total:
             print(f"jobs done {p.done}/{p.total} ({desc})", file=sys.stderr, flush=True)
             state["next_plain"] = p.done / p.total + 0.1
-        if status not in sweep.DONE_STATUSES:
+        if status not in execute.DONE_STATUSES:
             err_console.print(f"job {p.job.job_id} failed: {p.summary.get('error', status)}")
 
     with progress:
-        task = progress.add_task("", total=len(jobs), completed=len(jobs) - len(sweep.pending_jobs(jobs, sweep_dir)))
+        task = progress.add_task("", total=len(jobs), completed=len(jobs) - len(execute.pending_jobs(jobs, sweep_dir)))
         try:
             summary = sweep.run_sweep(spec, sweep_dir, n_workers, on_job, argv=sys.argv, resumed=resume is not None)
         except KeyboardInterrupt:

@@ -14,7 +14,8 @@ from frnn_cli import config
 from frnn_cli.cli.common import console, err_console, new_run_dir
 from frnn_cli.errors import ExperimentFailed
 from frnn_cli.resources import check_fits, train_bytes
-from frnn_cli.runs import run_train_job, trained_past_init
+from frnn_cli.experiment.verdict import trained_past_init
+from frnn_cli.runs import run_train_job
 from frnn_cli.train import EvalRecord, describe
 
 #: Plain progress lines when stderr is not a terminal: about this many per run.

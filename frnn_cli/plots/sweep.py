@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import offset_copy
 
-from frnn_cli.grid import min_correct_for_significance
+from frnn_cli.experiment.verdict import min_correct_for_significance
 from frnn_cli.plots import positive, save_png
 from frnn_cli.plots.train import CHANCE_LOSS as LN2
 

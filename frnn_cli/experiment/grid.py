@@ -1,4 +1,4 @@
-"""Sweep grids: the ``KEY=VALUES`` grammar, job seeds, and the chance verdict per T.
+"""Sweep grids: the ``KEY=VALUES`` grammar and the seeds of a sweep's jobs.
 
 Grammar of VALUES (one command-line word ``key=VALUES``, or a value under ``sweep:`` in YAML):
 
@@ -9,18 +9,16 @@ Grammar of VALUES (one command-line word ``key=VALUES``, or a value under ``swee
 
 Every value is checked against the config schema with :func:`frnn_cli.config.coerce`, so
 ``T=0..3`` fails because T must be >= 1 and ``lr=1e-5,1e-4`` keeps full float precision.
-NumPy/SciPy only; no I/O.
+NumPy only; no I/O.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from frnn_cli import config
 from frnn_cli.errors import BadInput
@@ -124,81 +122,3 @@ def job_seed(base_seed: int, replicate: int) -> int:
     """
     ss = np.random.SeedSequence(entropy=base_seed, spawn_key=(replicate,))
     return int(ss.generate_state(1, dtype=np.uint32)[0])
-
-
-@dataclass(frozen=True)
-class ChanceTest:
-    """One-sided exact binomial test of an accuracy against chance (p = 0.5).
-
-    Attributes
-    ----------
-    correct : int
-        Number of correctly classified test sequences k.
-    n : int
-        Number of test sequences.
-    accuracy : float
-        k / n.
-    p_value : float
-        P(X >= k) for X ~ Binomial(n, 0.5).
-    better : bool
-        ``p_value < alpha``.
-    """
-
-    correct: int
-    n: int
-    accuracy: float
-    p_value: float
-    better: bool
-
-
-def chance_test(correct: int, n: int, alpha: float) -> ChanceTest:
-    """Is an accuracy of ``correct`` out of ``n`` better than chance at level ``alpha``?
-
-    One-sided exact binomial test (``scipy.stats.binomtest(k, n, 0.5, alternative="greater")``).
-
-    Raises
-    ------
-    ValueError
-        If not 0 <= correct <= n, n >= 1 and 0 < alpha < 1.
-    """
-    if not (n >= 1 and 0 <= correct <= n and 0 < alpha < 1):
-        raise ValueError(f"need 0 <= correct <= n, n >= 1, 0 < alpha < 1; got {correct}, {n}, {alpha}")
-    p = float(stats.binomtest(int(correct), int(n), 0.5, alternative="greater").pvalue)
-    return ChanceTest(int(correct), int(n), correct / n, p, p < alpha)
-
-
-def min_correct_for_significance(n: int, alpha: float) -> int:
-    """Smallest k with P(X >= k) < alpha for X ~ Binomial(n, 0.5): the significance threshold.
-
-    Returns
-    -------
-    int; k / n is the accuracy line drawn on the sweep's accuracy plot.
-    """
-    # P(X >= k) = sf(k - 1); find the smallest k with sf(k - 1) < alpha.
-    k = int(stats.binom.isf(alpha, n, 0.5)) + 1
-    while k > 0 and stats.binom.sf(k - 2, n, 0.5) < alpha:
-        k -= 1
-    while stats.binom.sf(k - 1, n, 0.5) >= alpha:
-        k += 1
-    return k
-
-
-def learned(better_per_seed: Sequence[bool]) -> bool:
-    """A sequence length counts as learned when a strict majority of seeds beat chance."""
-    return sum(bool(b) for b in better_per_seed) * 2 > len(better_per_seed)
-
-
-def max_T(axis_values: Sequence[int], learned_flags: Sequence[bool]) -> tuple[int | None, int | None]:
-    """(max_T, max_T_contiguous) from the learned flag of each T.
-
-    ``max_T`` is the largest learned T; ``max_T_contiguous`` the largest T such that every
-    swept T' <= T is learned. Either is None when no T qualifies.
-    """
-    pairs = sorted(zip(axis_values, learned_flags))
-    best = max((t for t, ok in pairs if ok), default=None)
-    contiguous = None
-    for t, ok in pairs:
-        if not ok:
-            break
-        contiguous = t
-    return best, contiguous

@@ -1,0 +1,267 @@
+"""``frnn sweep``: train at every sequence length, tune, and find the longest T better than chance.
+
+A thin composition: the plan (:mod:`frnn_cli.experiment.plan`) is executed
+(:mod:`frnn_cli.experiment.execute`), each axis value is tuned and judged
+(:func:`summarize`, with the rules of :mod:`frnn_cli.experiment.verdict`), and the results
+go to files and plots.
+
+* At every axis value the setting with the highest mean validation accuracy over seeds wins
+  (ties: lower mean validation loss; a setting with a diverged seed ranks below every setting
+  without one). Its checkpoints' test accuracies (fresh sequences, disjoint from training and
+  validation) are tested against chance per seed; the axis value counts as *learned* when a
+  strict majority of seeds is better than chance at ``alpha``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from frnn_cli import config
+from frnn_cli.experiment import verdict
+from frnn_cli.experiment.execute import DONE_STATUSES, SweepProgress, run_jobs
+from frnn_cli.experiment.plan import SPEC_FILE, Job, SweepSpec, dump_spec, plan
+
+def _mean(values: list[float]) -> float:
+    return statistics.fmean(values) if values else math.nan
+
+
+def summarize(spec: SweepSpec, jobs: list[Job], results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Tune at every axis value, test the winner against chance per seed, find ``max_T``.
+
+    Parameters
+    ----------
+    spec : SweepSpec
+    jobs : list of Job (from :func:`plan`)
+    results : dict job_id -> job summary (keys ``status``, ``best``, ``test``; see
+        :func:`frnn_cli.runs.run_train_job`)
+
+    Returns
+    -------
+    dict with "rows" (one per axis value: chosen setting, chosen steps per seed, validation
+    accuracy, test accuracy and p-value per seed, learned), "settings" (every setting's mean
+    validation accuracy and loss, for the tuning heat map), "max_T", "max_T_contiguous",
+    "n_failed", "n_diverged".
+    """
+    alpha = spec.base.alpha
+    by_setting: dict[tuple, list[tuple[Job, dict[str, Any]]]] = {}
+    for job in jobs:
+        key = tuple(job.setting.items())
+        by_setting.setdefault(key, []).append((job, results.get(job.job_id, {"status": "missing"})))
+
+    settings = []
+    for key, members in by_setting.items():
+        ok = [s for _, s in members if s.get("status") in DONE_STATUSES and s.get("best")]
+        diverged = sum(s.get("status") == "diverged" for _, s in members)
+        failed = sum(s.get("status") not in DONE_STATUSES for _, s in members)
+        settings.append({
+            "setting": dict(key),
+            "val_acc": _mean([s["best"]["val_acc"] for s in ok]),
+            "val_loss": _mean([s["best"]["val_loss"] for s in ok]),
+            "n_diverged": diverged,
+            "n_failed": failed,
+            "members": members,
+        })
+
+    rows = []
+    for value in spec.grid[spec.axis]:
+        candidates = [s for s in settings if s["setting"][spec.axis] == value and not math.isnan(s["val_acc"])]
+        if not candidates:
+            rows.append({spec.axis: value, "learned": False, "status": "no completed job"})
+            continue
+        # Rank: no diverged seed first, then highest validation accuracy, then lowest loss.
+        best = min(candidates, key=lambda s: (s["n_diverged"] > 0, -s["val_acc"], s["val_loss"]))
+        tests, steps, p_values, accs = [], [], [], []
+        for job, s in best["members"]:
+            if s.get("status") in DONE_STATUSES and s.get("test"):
+                t = verdict.chance_test(int(s["test"]["correct"]), int(s["test"]["n"]), alpha)
+                tests.append(t.better and verdict.trained_past_init(s))
+                accs.append(t.accuracy)
+                p_values.append(t.p_value)
+                steps.append(s["best"]["step"])
+            else:
+                tests.append(False)
+                accs.append(math.nan)
+                p_values.append(math.nan)
+                steps.append(None)
+        rows.append({
+            spec.axis: value,
+            **{k: best["setting"][k] for k in spec.tuned},
+            "best_step": steps,
+            "val_acc": best["val_acc"],
+            "val_loss": best["val_loss"],
+            "test_acc": accs,
+            "test_acc_mean": _mean([a for a in accs if not math.isnan(a)]),
+            "p_value": p_values,
+            "better_than_chance": tests,
+            "learned": verdict.learned(tests),
+            "n_diverged": best["n_diverged"],
+            "best_job": [job.job_id for job, _ in best["members"]],
+        })
+    axis_vals = [r[spec.axis] for r in rows]
+    max_t, max_t_contiguous = verdict.max_T(axis_vals, [r["learned"] for r in rows])
+    return {
+        "axis": spec.axis,
+        "tuned": spec.tuned,
+        "alpha": alpha,
+        "seeds": spec.seeds,
+        "n_test": spec.base.n_test,
+        "max_T": max_t,
+        "max_T_contiguous": max_t_contiguous,
+        "rows": rows,
+        "settings": [{k: v for k, v in s.items() if k != "members"} for s in settings],
+        "n_jobs": len(jobs),
+        "n_failed": sum(s["n_failed"] for s in settings),
+        "n_diverged": sum(s["n_diverged"] for s in settings),
+    }
+
+
+def summary_csv(summary: dict[str, Any]) -> str:
+    """``summary.csv`` text: one row per axis value; per-seed values joined with ``;``."""
+    axis, tuned = summary["axis"], summary["tuned"]
+    cols = [axis, *tuned, "best_step", "val_acc", "test_acc_mean", "test_acc", "p_value", "better_than_chance", "learned"]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(cols)
+
+    def cell(v: Any) -> str:
+        if isinstance(v, list):
+            return ";".join(cell(x) for x in v)
+        if isinstance(v, float):
+            return "" if math.isnan(v) else f"{v:.6g}"
+        if v is None:
+            return ""
+        return str(v).lower() if isinstance(v, bool) else str(v)
+
+    for row in summary["rows"]:
+        w.writerow([cell(row.get(c)) for c in cols])
+    return buf.getvalue()
+
+
+def _metric_columns(job_dir: Path) -> dict[str, list[float]]:
+    """A job's ``metrics.csv`` as columns (empty dict if missing or unreadable)."""
+    from frnn_cli.runs import read_metrics
+
+    try:
+        rows = read_metrics(job_dir / "metrics.csv")
+    except (OSError, ValueError):
+        return {}
+    return {k: [r[k] for r in rows] for k in rows[0]} if rows else {}
+
+
+def collect_curves(sweep_dir: Path, summary: dict[str, Any]) -> tuple[dict, dict]:
+    """Per axis value, the chosen setting's validation-loss curves and gradient-path norms.
+
+    Returns
+    -------
+    curves : dict axis value -> list of (steps (N,), val_loss (N,)) per seed
+    norms : dict axis value -> {"grad_W_first", "R_init", "R_best", "jac_init", "jac_best"},
+        medians over seeds (see :func:`frnn_cli.plots.sweep.gradient_norms_vs_T`)
+    """
+    import numpy as np
+
+    axis = summary["axis"]
+    curves: dict[Any, list] = {}
+    norms: dict[Any, dict[str, float]] = {}
+    for row in summary["rows"]:
+        if "best_job" not in row:
+            continue
+        per_seed: dict[str, list[float]] = {k: [] for k in ("grad_W_first", "R_init", "R_best", "jac_init", "jac_best")}
+        for job_id, best_step in zip(row["best_job"], row["best_step"]):
+            m = _metric_columns(sweep_dir / "jobs" / job_id)
+            if not m or best_step is None:
+                continue
+            steps = np.array(m["step"])
+            curves.setdefault(row[axis], []).append((steps, np.array(m["val_loss"])))
+            b = int(np.argmin(np.abs(steps - best_step)))
+            per_seed["grad_W_first"].append(m["grad_norm_W"][1] if len(steps) > 1 else math.nan)
+            per_seed["R_init"].append(m["R_spectral_norm"][0])
+            per_seed["R_best"].append(m["R_spectral_norm"][b])
+            per_seed["jac_init"].append(m["jacobian_norm"][0])
+            per_seed["jac_best"].append(m["jacobian_norm"][b])
+        norms[row[axis]] = {k: float(np.nanmedian(v)) if v else math.nan for k, v in per_seed.items()}
+    return curves, norms
+
+
+def run_sweep(
+    spec: SweepSpec,
+    sweep_dir: Path,
+    workers: int,
+    callback: Callable[[SweepProgress], None] | None = None,
+    argv: list[str] | None = None,
+    resumed: bool = False,
+) -> dict[str, Any]:
+    """Run (or resume) a whole sweep in ``sweep_dir`` and write its summary and plots.
+
+    Writes ``sweep.yaml`` (the resolved spec; kept when resuming), ``meta.json`` (status
+    running -> completed / failed / interrupted), one folder per job under ``jobs/``,
+    ``summary.json``, ``summary.csv`` and ``plots/{accuracy_vs_T, tuning_heatmap,
+    learning_curves, gradient_norms_vs_T}.png``. All files are written atomically.
+
+    Returns
+    -------
+    dict, the content of ``summary.json`` (see :func:`summarize`) plus "seconds".
+
+    Raises
+    ------
+    KeyboardInterrupt
+        After recording status "interrupted" (finished jobs stay on disk).
+    """
+    import time
+
+    from frnn_cli.plots import sweep as plots_sweep
+    from frnn_cli.runs import atomic_write_json, atomic_write_text, base_meta, finish_meta, nan_to_none
+
+    start = time.perf_counter()
+    jobs = plan(spec)
+    if not resumed:
+        atomic_write_text(sweep_dir / SPEC_FILE, dump_spec(spec))
+    meta = base_meta(spec.base.seed, argv)
+    meta.update({"kind": "sweep", "n_jobs": len(jobs), "workers": workers, "resumed": []})
+    if resumed:
+        # Keep the original command and start time; record each resumption after them.
+        try:
+            stored = json.loads((sweep_dir / "meta.json").read_text())
+        except (OSError, ValueError):
+            stored = None
+        if isinstance(stored, dict):
+            meta["resumed"] = [*stored.get("resumed", []), {k: meta[k] for k in ("command", "start_time", "workers")}]
+            meta.update({k: stored[k] for k in ("command", "start_time") if k in stored})
+    atomic_write_json(sweep_dir / "meta.json", meta)
+
+    def finish(status: str) -> None:
+        finish_meta(sweep_dir, meta, status)
+
+    try:
+        results = run_jobs(jobs, sweep_dir, workers, callback)
+    except KeyboardInterrupt:
+        finish("interrupted")
+        raise
+    summary = summarize(spec, jobs, results)
+    summary["seconds"] = round(time.perf_counter() - start, 2)
+    summary["failed_jobs"] = {
+        j.job_id: results[j.job_id].get("error", "") for j in jobs if results[j.job_id].get("status") not in DONE_STATUSES
+    }
+    atomic_write_json(sweep_dir / "summary.json", nan_to_none(summary))
+    atomic_write_text(sweep_dir / "summary.csv", summary_csv(summary))
+    plot_dir = sweep_dir / "plots"
+    plot_dir.mkdir(exist_ok=True)
+    base = config.to_dict(spec.base)
+    curves, norms = collect_curves(sweep_dir, summary)
+    plots_sweep.accuracy_vs_T(summary, base, plot_dir / "accuracy_vs_T.png")
+    if "lr" in spec.grid:
+        plots_sweep.tuning_heatmap(summary, base, plot_dir / "tuning_heatmap.png", key="lr")
+    elif spec.tuned:
+        plots_sweep.tuning_heatmap(summary, base, plot_dir / "tuning_heatmap.png", key=spec.tuned[0])
+    plots_sweep.learning_curves(summary, base, curves, plot_dir / "learning_curves.png")
+    plots_sweep.gradient_norms_vs_T(summary, base, norms, plot_dir / "gradient_norms_vs_T.png")
+    finish("failed" if summary["n_failed"] else "completed")
+    return summary
+
+
