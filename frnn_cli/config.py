@@ -252,6 +252,9 @@ class Config:
     diverge_loss: float = field(default=1000.0, metadata={"gt": 0})
     # Significance level of the one-sided binomial test of test accuracy against chance (0.5).
     alpha: float = field(default=0.01, metadata={"gt": 0, "lt": 1})
+    # Parameters kept at their initial values, joined by "+" (e.g. W+R: only the read-out V
+    # learns, an echo-state network / reservoir, Jaeger 2001); none = train everything.
+    freeze: str = field(default="none", metadata={"subset_of": ("W", "R", "b", "V")})
 
 
 def describe_keys(schema: type) -> str:
@@ -308,6 +311,8 @@ def coerce(schema: type, key: str, value: Any) -> Any:
     f = _field(schema, key)
     tp, optional = _field_type(schema, f)
     raw = value
+    if "subset_of" in f.metadata:
+        return _name_set(key, value, f.metadata["subset_of"])
     hint = range_hint(key, value) if tp in (int, float) else None
     if hint:
         raise BadInput(hint)
@@ -344,6 +349,34 @@ def coerce(schema: type, key: str, value: Any) -> Any:
     if "lt" in meta and not value < meta["lt"]:
         raise BadInput(f"{key}: expected a value < {meta['lt']}, got {raw!r}")
     return value
+
+
+def _name_set(key: str, value: Any, names: tuple[str, ...]) -> str:
+    """A set of parameter names as its canonical text: "W+R", or "none" for the empty set.
+
+    Accepts a YAML list (``[W, R]``), text joined by "+" (``W+R``; the comma belongs to the
+    sweep grammar, where ``freeze=none,W+R`` sweeps two values), or none/empty.
+
+    Raises
+    ------
+    BadInput
+        If a name is not one of ``names``.
+    """
+    if value is None:
+        return "none"
+    if isinstance(value, (list, tuple)):
+        items = [str(v).strip() for v in value]
+    elif isinstance(value, str):
+        if "," in value:
+            raise BadInput(f"{key}={value}: join names with + (e.g. {key}=W+R); a comma makes a list for frnn sweep")
+        items = [t.strip() for t in value.split("+")]
+    else:
+        raise BadInput(f"{key}: expected names joined by + (e.g. W+R) or none, got {value!r}")
+    items = [t for t in items if t and t.lower() != "none"]
+    bad = [t for t in items if t not in names]
+    if bad:
+        raise BadInput(f"{key}: unknown parameter {bad[0]!r}; expected names from {', '.join(names)} joined by +, or none")
+    return "+".join(n for n in names if n in items) or "none"
 
 
 def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, str]:

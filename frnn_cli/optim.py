@@ -1,7 +1,9 @@
 """Optimizers (SGD, momentum, Adam) and global gradient-norm clipping, updating in place.
 
 Parameters and gradients are dicts of named arrays ("W" (I, D), "R" (I, I), "V" (K, I)),
-as :func:`frnn_cli.model.init_params` and :func:`frnn_cli.model.backward` produce them.
+as :func:`frnn_cli.model.init_params` and :func:`frnn_cli.model.backward` produce them. An
+optimizer updates exactly the arrays in the ``params`` dict it is given, so a frozen
+parameter (config key ``freeze``) is simply left out of that dict.
 Every update works in place with ``out=`` arguments, so a step allocates no new arrays;
 the gradient arrays are used as scratch space and hold garbage afterwards. This module is
 on the training hot path (one call per step); NumPy only, no I/O.
@@ -24,8 +26,6 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from frnn_cli.model import PARAM_NAMES
-
 OPTIMIZERS = ("sgd", "momentum", "adam")
 
 
@@ -44,7 +44,7 @@ class SGD:
     def step(self, params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -> None:
         """Update every array in ``params`` in place from ``grads`` (same keys and shapes)."""
         lr = self.lr
-        for name in PARAM_NAMES:
+        for name in params:
             g = grads[name]
             np.multiply(g, lr, out=g)
             np.subtract(params[name], g, out=params[name])
@@ -68,8 +68,8 @@ class Momentum:
     def step(self, params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -> None:
         """Update ``params`` in place; the velocity starts at 0 on the first call."""
         if not self.velocity:
-            self.velocity = {n: np.zeros_like(params[n]) for n in PARAM_NAMES}
-        for name in PARAM_NAMES:
+            self.velocity = {n: np.zeros_like(params[n]) for n in params}
+        for name in params:
             v, g = self.velocity[name], grads[name]
             np.multiply(v, self.mu, out=v)
             np.multiply(g, self.lr, out=g)
@@ -110,15 +110,15 @@ class Adam:
     def step(self, params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -> None:
         """Update ``params`` in place; the moment estimates start at 0 on the first call."""
         if not self.m:
-            self.m = {n: np.zeros_like(params[n]) for n in PARAM_NAMES}
-            self.v = {n: np.zeros_like(params[n]) for n in PARAM_NAMES}
-            self._scratch = {n: np.empty_like(params[n]) for n in PARAM_NAMES}
+            self.m = {n: np.zeros_like(params[n]) for n in params}
+            self.v = {n: np.zeros_like(params[n]) for n in params}
+            self._scratch = {n: np.empty_like(params[n]) for n in params}
         self.t += 1
         b1, b2 = self.beta1, self.beta2
         c2 = math.sqrt(1.0 - b2**self.t)
         lr_t = self.lr * c2 / (1.0 - b1**self.t)
         eps_t = self.eps * c2
-        for name in PARAM_NAMES:
+        for name in params:
             g, m, v, tmp = grads[name], self.m[name], self.v[name], self._scratch[name]
             np.multiply(m, b1, out=m)
             np.multiply(g, 1.0 - b1, out=tmp)
@@ -174,6 +174,6 @@ def clip_global_norm(grads: Mapping[str, np.ndarray], norm: float, threshold: fl
     if norm <= threshold:
         return 1.0
     scale = threshold / norm
-    for name in PARAM_NAMES:
+    for name in grads:
         np.multiply(grads[name], scale, out=grads[name])
     return scale

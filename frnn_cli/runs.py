@@ -352,11 +352,17 @@ def train_summary(result, cfg) -> dict:
         last evaluation), "test" (n, correct, accuracy, loss, p_value, alpha,
         better_than_chance, verdict), "verdict" (the same sentence), "divergence" (None or
         {"step", "reason"}), "seconds" (wall time of training and testing), "T", "lr",
-        "optimizer", "seed" (for quick reading; config.yaml has the rest) and "model"
-        (what model.npz holds). NaN values are None.
+        "optimizer", "seed" (for quick reading; config.yaml has the rest), "model"
+        (what model.npz holds) and "mechanism" (how the run learned:
+        :func:`frnn_cli.experiment.verdict.learning_mechanism`). NaN values are None.
     """
     from dataclasses import asdict
 
+    from frnn_cli.experiment import verdict
+
+    learned = result.test.better_than_chance and result.status == "completed" and result.best_step > 0
+    eps = float(np.finfo(getattr(cfg, "dtype", "float64")).eps)
+    mechanism = verdict.learning_mechanism([r.as_dict() for r in result.history], eps, learned)
     return nan_to_none({
         "status": result.status,
         "stop_reason": result.stop_reason,
@@ -374,6 +380,7 @@ def train_summary(result, cfg) -> dict:
         "optimizer": cfg.optimizer,
         "seed": cfg.seed,
         "model": f"model.npz: W, R, V of the best validation checkpoint (step {result.best_step})",
+        "mechanism": mechanism.as_dict(),
     })
 
 

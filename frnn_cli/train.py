@@ -35,6 +35,7 @@ import numpy as np
 
 from frnn_cli.config import Config
 from frnn_cli.data import sample_batch
+from frnn_cli.errors import BadInput
 from frnn_cli.experiment.verdict import chance_test
 from frnn_cli.model import PARAM_NAMES, backward, bce_with_logits, forward, init_params, run_forward
 from frnn_cli.optim import clip_global_norm, make_optimizer
@@ -262,7 +263,37 @@ def describe(cfg: Config) -> str:
     """
     init = f"uniform ±{cfg.init_scale:g}" if cfg.init == "uniform" else cfg.init
     opt = cfg.optimizer + (f" (clip {cfg.clip:g})" if cfg.clip is not None else "")
-    return f"T={cfg.T}, lr={cfg.lr:g}, {opt}, hidden={cfg.hidden}, init {init}, B={cfg.batch_size}, seed {cfg.seed}"
+    frozen = f", {cfg.freeze} frozen" if cfg.freeze != "none" else ""
+    return f"T={cfg.T}, lr={cfg.lr:g}, {opt}, hidden={cfg.hidden}, init {init}{frozen}, B={cfg.batch_size}, seed {cfg.seed}"
+
+
+def trainable_names(freeze: str, names: tuple[str, ...]) -> list[str]:
+    """The parameters a run updates: ``names`` minus those in ``freeze`` ("W+R", "none").
+
+    Raises
+    ------
+    BadInput
+        If ``freeze`` names a parameter the model does not have, or freezes all of them.
+    """
+    frozen = [] if freeze == "none" else freeze.split("+")
+    unknown = [n for n in frozen if n not in names]
+    if unknown:
+        raise BadInput(f"freeze: this model has no parameter {unknown[0]!r} (it has {', '.join(names)})")
+    left = [n for n in names if n not in frozen]
+    if not left:
+        raise BadInput(f"freeze={freeze} freezes every parameter; nothing would learn")
+    return left
+
+
+def check_config(cfg: Config) -> None:
+    """Refuse, before any folder is made, settings that are valid key by key but not together.
+
+    Raises
+    ------
+    BadInput
+        If ``freeze`` names a parameter the model lacks or freezes every parameter.
+    """
+    trainable_names(cfg.freeze, PARAM_NAMES)
 
 
 def _is_better(rec: EvalRecord, best: EvalRecord | None) -> bool:
@@ -310,6 +341,9 @@ def train(cfg: Config, callback: Callable[[EvalRecord], None] | None = None) -> 
     x_val, y_val = sample_batch(rng["val"], cfg.n_val, cfg.T)
     x_jac = x_val[:JACOBIAN_SEQUENCES]
     optimizer = make_optimizer(cfg.optimizer, cfg.lr, cfg.momentum, cfg.adam_beta1, cfg.adam_beta2, cfg.adam_eps)
+    trainable = trainable_names(cfg.freeze, PARAM_NAMES)
+    # The optimizer sees only the trainable arrays (the same memory as ``params``).
+    learning = {n: params[n] for n in trainable}
     batches = training_batches(rng["train"], cfg.batch_size, cfg.T)
 
     history: list[EvalRecord] = []
@@ -372,9 +406,11 @@ def train(cfg: Config, callback: Callable[[EvalRecord], None] | None = None) -> 
                     why = "non-finite gradient"
                 divergence = Divergence(step, why)
                 break
+            applied = {n: grads[n] for n in trainable}
             if clip is not None:
-                clip_global_norm(grads, sqrt(gsq), clip)
-            optimizer.step(params, grads)
+                norm = sqrt(gsq) if len(trainable) == 3 else sqrt(sum(float(dot(g.ravel(), g.ravel())) for g in applied.values()))
+                clip_global_norm(applied, norm, clip)
+            optimizer.step(learning, applied)
             steps_done = step
             loss_sum += loss
             nW += sqrt(sW)

@@ -2,52 +2,18 @@
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from frnn_cli.experiment import execute, plan, sweep
 from frnn_cli.cli.common import console, err_console, new_run_dir
+from frnn_cli.cli.show import answer_lines, sweep_table
 from frnn_cli.errors import BadInput, ExperimentFailed
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return "–" if math.isnan(v) else f"{v:g}"
-    return "–" if v is None else str(v)
-
-
-def _table(summary: dict[str, Any]) -> Table:
-    axis, tuned = summary["axis"], summary["tuned"]
-    table = Table(
-        title=f"Per {axis}: the chosen setting and its test accuracy per seed",
-        caption=f"p-values per seed are in summary.csv; learned = a majority of seeds beat chance at alpha={summary['alpha']:g}",
-    )
-    table.add_column(axis, justify="right", no_wrap=True)
-    for k in tuned:
-        table.add_column(k, justify="right", no_wrap=True)
-    for col in ("best step/seed", "val acc", "test acc/seed", "> chance", "learned"):
-        table.add_column(col, justify="right", no_wrap=True)
-    for row in summary["rows"]:
-        if "test_acc" not in row:
-            table.add_row(str(row[axis]), *["–"] * len(tuned), "–", "–", "–", "–", "[red]no job finished[/]")
-            continue
-        table.add_row(
-            str(row[axis]),
-            *[_fmt(row[k]) for k in tuned],
-            "/".join(_fmt(s) for s in row["best_step"]),
-            f"{row['val_acc']:.3f}",
-            "/".join("–" if math.isnan(a) else f"{a:.2f}" for a in row["test_acc"]),
-            f"{sum(row['better_than_chance'])}/{len(row['better_than_chance'])}",
-            "[green]yes[/]" if row["learned"] else "no",
-        )
-    return table
 
 
 def sweep_cmd(
@@ -131,13 +97,10 @@ def sweep_cmd(
             err_console.print(f"interrupted: finished jobs are kept; to finish: frnn sweep --resume {sweep_dir}", soft_wrap=True)
             raise
 
-    console.print(_table(summary))
-    max_t = summary["max_T"]
-    console.print(
-        f"maximal {spec.axis} better than chance: [bold]{max_t if max_t is not None else 'none'}[/] "
-        f"(every {spec.axis} up to {summary['max_T_contiguous'] if summary['max_T_contiguous'] is not None else 'none'} learned; "
-        f"{summary['n_diverged']} diverged jobs, {summary['n_failed']} failed; {summary['seconds']:.1f} s)"
-    )
+    console.print(sweep_table(summary))
+    for line in answer_lines(summary):
+        console.print(line)
+    console.print(f"{summary['n_diverged']} diverged jobs, {summary['n_failed']} failed; {summary['seconds']:.1f} s")
     console.print(f"results: {sweep_dir}/summary.csv, plots in {sweep_dir}/plots/")
     if summary["n_failed"]:
         raise ExperimentFailed(f"{summary['n_failed']} of {summary['n_jobs']} jobs failed; see {sweep_dir}/summary.json")

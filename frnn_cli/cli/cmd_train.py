@@ -16,7 +16,7 @@ from frnn_cli.errors import ExperimentFailed
 from frnn_cli.resources import check_fits, train_bytes
 from frnn_cli.experiment.verdict import trained_past_init
 from frnn_cli.runs import run_train_job
-from frnn_cli.train import EvalRecord, describe
+from frnn_cli.train import EvalRecord, check_config, describe
 
 #: Plain progress lines when stderr is not a terminal: about this many per run.
 PLAIN_LINES = 10
@@ -106,6 +106,7 @@ def train(
     Example: frnn train --config configs/default.yaml T=2 lr=1
     """
     cfg = config.load_config(config_file, overrides or [], schema=config.Config)
+    check_config(cfg)
     check_fits(
         train_bytes(cfg.T, cfg.hidden, cfg.batch_size, cfg.n_val, cfg.n_test),
         f"a run with T={cfg.T}, hidden={cfg.hidden}, batch_size={cfg.batch_size}, n_val={cfg.n_val}, n_test={cfg.n_test}",
@@ -159,6 +160,12 @@ def train(
         console.print(
             "note: the best checkpoint is the untrained initial network (step 0); training never improved on it, "
             "so this verdict says nothing about learning (frnn sweep does not count such a run as learned).",
+            markup=False, highlight=False, soft_wrap=True,
+        )
+    mech = summary.get("mechanism") or {}
+    if mech.get("label") in ("gradient", "latch"):
+        console.print(
+            f"how it learned: {mech['label']} ({mech['reason']}; rule in docs/learning_mechanism.md)",
             markup=False, highlight=False, soft_wrap=True,
         )
     jac = summary["best"]["jacobian_norm"]

@@ -194,11 +194,17 @@ def plan(spec: SweepSpec) -> list[Job]:
     if n_jobs(spec) > MAX_JOBS:
         sizes = " x ".join(f"{len(v)} {k}" for k, v in spec.grid.items())
         raise BadInput(f"the grid has {n_jobs(spec):,} jobs ({sizes} x {spec.seeds} seeds); at most {MAX_JOBS:,} are allowed")
+    from frnn_cli.train import check_config
+
     jobs = []
+    checked: set[tuple] = set()
     for setting in grid.expand(spec.grid):
         base_seed = setting.get("seed", spec.base.seed)  # a swept seed is the base of its replicates
         for r in range(spec.seeds):
             cfg = replace(spec.base, **{**setting, "seed": grid.job_seed(base_seed, r)})
+            if (cfg.freeze,) not in checked:  # settings that are only wrong together
+                check_config(cfg)
+                checked.add((cfg.freeze,))
             job_id = "_".join(f"{k}{_fmt(v)}" for k, v in setting.items()) + f"_r{r}"
             jobs.append(Job(job_id, setting, r, cfg))
     return jobs

@@ -18,7 +18,6 @@ import csv
 import io
 import json
 import math
-import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,104 +27,39 @@ from frnn_cli.experiment import verdict
 from frnn_cli.experiment.execute import DONE_STATUSES, SweepProgress, run_jobs
 from frnn_cli.experiment.plan import SPEC_FILE, Job, SweepSpec, dump_spec, plan
 
-def _mean(values: list[float]) -> float:
-    return statistics.fmean(values) if values else math.nan
-
-
 def summarize(spec: SweepSpec, jobs: list[Job], results: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Tune at every axis value, test the winner against chance per seed, find ``max_T``.
+    """The sweep's verdict (:func:`frnn_cli.experiment.verdict.summarize`) for its jobs' summaries.
 
     Parameters
     ----------
     spec : SweepSpec
-    jobs : list of Job (from :func:`plan`)
-    results : dict job_id -> job summary (keys ``status``, ``best``, ``test``; see
-        :func:`frnn_cli.runs.run_train_job`)
+    jobs : list of Job (from :func:`frnn_cli.experiment.plan.plan`)
+    results : dict job_id -> job summary (as in the job's summary.json)
 
     Returns
     -------
-    dict with "rows" (one per axis value: chosen setting, chosen steps per seed, validation
-    accuracy, test accuracy and p-value per seed, learned), "settings" (every setting's mean
-    validation accuracy and loss, for the tuning heat map), "max_T", "max_T_contiguous",
-    "n_failed", "n_diverged".
+    The verdict dict plus "n_test" and "n_jobs".
     """
-    alpha = spec.base.alpha
-    by_setting: dict[tuple, list[tuple[Job, dict[str, Any]]]] = {}
+    members: dict[tuple, list[tuple[str, dict[str, Any]]]] = {}
     for job in jobs:
-        key = tuple(job.setting.items())
-        by_setting.setdefault(key, []).append((job, results.get(job.job_id, {"status": "missing"})))
-
-    settings = []
-    for key, members in by_setting.items():
-        ok = [s for _, s in members if s.get("status") in DONE_STATUSES and s.get("best")]
-        diverged = sum(s.get("status") == "diverged" for _, s in members)
-        failed = sum(s.get("status") not in DONE_STATUSES for _, s in members)
-        settings.append({
-            "setting": dict(key),
-            "val_acc": _mean([s["best"]["val_acc"] for s in ok]),
-            "val_loss": _mean([s["best"]["val_loss"] for s in ok]),
-            "n_diverged": diverged,
-            "n_failed": failed,
-            "members": members,
-        })
-
-    rows = []
-    for value in spec.grid[spec.axis]:
-        candidates = [s for s in settings if s["setting"][spec.axis] == value and not math.isnan(s["val_acc"])]
-        if not candidates:
-            rows.append({spec.axis: value, "learned": False, "status": "no completed job"})
-            continue
-        # Rank: no diverged seed first, then highest validation accuracy, then lowest loss.
-        best = min(candidates, key=lambda s: (s["n_diverged"] > 0, -s["val_acc"], s["val_loss"]))
-        tests, steps, p_values, accs = [], [], [], []
-        for job, s in best["members"]:
-            if s.get("status") in DONE_STATUSES and s.get("test"):
-                t = verdict.chance_test(int(s["test"]["correct"]), int(s["test"]["n"]), alpha)
-                tests.append(t.better and verdict.trained_past_init(s))
-                accs.append(t.accuracy)
-                p_values.append(t.p_value)
-                steps.append(s["best"]["step"])
-            else:
-                tests.append(False)
-                accs.append(math.nan)
-                p_values.append(math.nan)
-                steps.append(None)
-        rows.append({
-            spec.axis: value,
-            **{k: best["setting"][k] for k in spec.tuned},
-            "best_step": steps,
-            "val_acc": best["val_acc"],
-            "val_loss": best["val_loss"],
-            "test_acc": accs,
-            "test_acc_mean": _mean([a for a in accs if not math.isnan(a)]),
-            "p_value": p_values,
-            "better_than_chance": tests,
-            "learned": verdict.learned(tests),
-            "n_diverged": best["n_diverged"],
-            "best_job": [job.job_id for job, _ in best["members"]],
-        })
-    axis_vals = [r[spec.axis] for r in rows]
-    max_t, max_t_contiguous = verdict.max_T(axis_vals, [r["learned"] for r in rows])
-    return {
-        "axis": spec.axis,
-        "tuned": spec.tuned,
-        "alpha": alpha,
-        "seeds": spec.seeds,
-        "n_test": spec.base.n_test,
-        "max_T": max_t,
-        "max_T_contiguous": max_t_contiguous,
-        "rows": rows,
-        "settings": [{k: v for k, v in s.items() if k != "members"} for s in settings],
-        "n_jobs": len(jobs),
-        "n_failed": sum(s["n_failed"] for s in settings),
-        "n_diverged": sum(s["n_diverged"] for s in settings),
-    }
+        members.setdefault(tuple(job.setting.items()), []).append(
+            (job.job_id, results.get(job.job_id, {"status": "missing"})))
+    summary = verdict.summarize(spec.axis, spec.grid, spec.seeds, spec.base.alpha, members)
+    return {**summary, "n_test": spec.base.n_test, "n_jobs": len(jobs)}
 
 
 def summary_csv(summary: dict[str, Any]) -> str:
-    """``summary.csv`` text: one row per axis value; per-seed values joined with ``;``."""
+    """``summary.csv`` text: one row per axis value; per-seed values joined with ``;``.
+
+    Columns: the axis, the chosen tuned values, ``at_edge`` (e.g. ``lr=largest;steps=last``),
+    ``best_step``, ``val_acc``, ``test_acc_mean``, ``test_acc``, ``p_value``,
+    ``better_than_chance``, ``mechanism`` (per seed: gradient/latch/init/none), ``learned``,
+    ``how`` (the mechanism of the learned seeds), ``learned_by_gradient`` (when only runs that
+    learned by gradient count) and the tuned values chosen for that answer (``gradient_<key>``).
+    """
     axis, tuned = summary["axis"], summary["tuned"]
-    cols = [axis, *tuned, "best_step", "val_acc", "test_acc_mean", "test_acc", "p_value", "better_than_chance", "learned"]
+    cols = [axis, *tuned, "at_edge", "best_step", "val_acc", "test_acc_mean", "test_acc", "p_value",
+            "better_than_chance", "mechanism", "learned", "how", "learned_by_gradient", *(f"gradient_{k}" for k in tuned)]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(cols)
@@ -133,6 +67,8 @@ def summary_csv(summary: dict[str, Any]) -> str:
     def cell(v: Any) -> str:
         if isinstance(v, list):
             return ";".join(cell(x) for x in v)
+        if isinstance(v, dict):
+            return ";".join(f"{k}={x}" for k, x in v.items())
         if isinstance(v, float):
             return "" if math.isnan(v) else f"{v:.6g}"
         if v is None:
@@ -140,7 +76,9 @@ def summary_csv(summary: dict[str, Any]) -> str:
         return str(v).lower() if isinstance(v, bool) else str(v)
 
     for row in summary["rows"]:
-        w.writerow([cell(row.get(c)) for c in cols])
+        g = row.get("gradient", {})
+        extra = {"learned_by_gradient": g.get("learned"), **{f"gradient_{k}": g.get(k) for k in tuned}}
+        w.writerow([cell(extra[c] if c in extra else row.get(c)) for c in cols])
     return buf.getvalue()
 
 

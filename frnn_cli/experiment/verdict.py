@@ -113,3 +113,363 @@ def trained_past_init(summary: dict) -> bool:
     """
     best = summary.get("best") or {}
     return summary.get("status") == "completed" and (best.get("step") or 0) > 0
+
+
+# ---------------------------------------------------------------------------------------
+# How a run learned
+
+#: Labels of :func:`learning_mechanism`.
+MECHANISMS = ("gradient", "latch", "none")
+#: ||R||_2 growing by more than this factor between initialisation and the learning event
+#: is a weight blow-up, not a tuned step. Measured (docs/learning_mechanism.md): runs that
+#: learned by gradient grew ||R||_2 by x1.1-x30 (reference init, lr <= 3) and x2-x9
+#: (Glorot); catapulted runs by x400-x10,000 within a few updates.
+GROWTH_MAX = 100.0
+#: A training loss above this many times the initial loss (or ln 2, whichever is larger)
+#: before the learning event is a catapult: the step size threw the network far uphill.
+LOSS_EXCURSION = 5.0
+_LN2 = 0.6931471805599453
+
+
+@dataclass(frozen=True)
+class Mechanism:
+    """How a run learned, read off its evaluation history (see :func:`learning_mechanism`).
+
+    Attributes
+    ----------
+    label : str
+        "gradient", "latch" or "none" (the run did not learn).
+    step : int or None
+        The learning event: the first evaluation whose validation accuracy reached halfway
+        from chance (0.5) to the run's best validation accuracy.
+    R_norm : float
+        ||R||_2 at the event.
+    R_growth : float
+        ||R||_2 at the event divided by ||R||_2 at initialisation.
+    jacobian : float
+        The larger of the median ||da(T)/da(1)||_2 at the event and at the evaluation before
+        it: the share of the error at a(T) that could reach a(1) while the run learned.
+    loss_peak : float
+        Largest mean training loss (nats) of any evaluation interval up to the event.
+    reason : str
+        One line saying why the label applies, with the numbers.
+    """
+
+    label: str
+    step: int | None = None
+    R_norm: float = float("nan")
+    R_growth: float = float("nan")
+    jacobian: float = float("nan")
+    loss_peak: float = float("nan")
+    reason: str = ""
+
+    def as_dict(self) -> dict:
+        """The fields as a plain dict (JSON-ready but for NaN)."""
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def learning_mechanism(history: Sequence[dict], eps: float, learned: bool) -> Mechanism:
+    """Label *how* a run learned: by the error signal carried back through time, or otherwise.
+
+    The rule (justified with measured runs in docs/learning_mechanism.md). Let the learning
+    event e be the first evaluation whose validation accuracy reached 0.5 + (best - 0.5) / 2,
+    with best the run's best validation accuracy. Then
+
+    * ``none``     -- the run did not learn (``learned`` is False);
+    * ``latch``    -- the error signal that could reach a(1) around e, J = max(||da(T)/da(1)||_2
+      at e and at the evaluation before), was below the dtype's precision ``eps`` (the part of
+      the gradient that carries the class is lost in rounding), or the weights blew up
+      (||R||_2 grew by more than :data:`GROWTH_MAX` times its initial value), or the training
+      loss rose above :data:`LOSS_EXCURSION` times the initial loss before e (a catapult):
+      the network was thrown into a saturated two-state latch whose state the read-out learns;
+    * ``gradient`` -- otherwise: gradient descent in its stable regime, with a representable
+      error signal from step 1 and moderate weight growth.
+
+    When e is step 0 the untrained network already separated the classes (T = 1, where the
+    sign of V W decides; an orthogonal R); the same criteria then describe the initial
+    network (a random latch at large weights is a ``latch``, as random guessing finds them).
+
+    Parameters
+    ----------
+    history : sequence of mappings with the columns of metrics.csv ("step", "train_loss",
+        "val_loss", "val_acc", "R_spectral_norm", "jacobian_norm"), in step order
+    eps : float
+        Machine epsilon of the run's dtype (2.2e-16 for float64, 1.2e-7 for float32).
+    learned : bool
+        Whether the run's best checkpoint beat chance on the test set after training.
+
+    Returns
+    -------
+    Mechanism
+
+    Raises
+    ------
+    ValueError
+        If ``history`` is empty.
+
+    Notes
+    -----
+    Sources: the latch and random-guessing observations of Hochreiter & Schmidhuber (1997)
+    and Schmidhuber, Hochreiter & Bengio (2001); the catapult phase of large learning rates,
+    Lewkowycz et al. (2020).
+    """
+    if not history:
+        raise ValueError("learning_mechanism needs at least one evaluation")
+    if not learned:
+        return Mechanism("none", reason="the run did not beat chance")
+    accs = [float(r["val_acc"]) for r in history]
+    threshold = 0.5 + (max(accs) - 0.5) / 2
+    e = next(i for i, a in enumerate(accs) if a >= threshold)
+    rec = history[e]
+    R0 = float(history[0]["R_spectral_norm"])
+    R = float(rec["R_spectral_norm"])
+    growth = R / R0 if R0 > 0 else float("inf")
+    J = max(float(rec["jacobian_norm"]), float(history[max(e - 1, 0)]["jacobian_norm"]))
+    losses = [float(r["train_loss"]) for r in history[1:e + 1] if r["train_loss"] == r["train_loss"]]
+    peak = max(losses, default=float("nan"))
+    start = max(float(history[0]["val_loss"]), _LN2)
+    step = int(rec["step"])
+    common = dict(step=step, R_norm=R, R_growth=growth, jacobian=J, loss_peak=peak)
+    when = f"by step {step}" if step else "already at initialisation (step 0)"
+    if not J >= eps:  # also NaN
+        return Mechanism("latch", reason=f"error signal reaching a(1) {J:.2g} below the precision {eps:.2g} "
+                                         f"({when})", **common)
+    if growth > GROWTH_MAX:
+        return Mechanism("latch", reason=f"weight blow-up: ||R||_2 grew x{growth:.3g} to {R:.3g} {when}",
+                         **common)
+    if peak > LOSS_EXCURSION * start:
+        return Mechanism("latch", reason=f"catapult: training loss rose to {peak:.3g} nats before step {step}",
+                         **common)
+    return Mechanism("gradient", reason=f"{when}: ||da(T)/da(1)||_2 {J:.2g}, ||R||_2 x{growth:.3g}, "
+                                        f"loss peak {peak:.3g} nats", **common)
+
+
+# ---------------------------------------------------------------------------------------
+# Tuning and the verdict per axis value
+
+_EDGE_WORDS = {"smallest": "smallest", "largest": "largest"}
+
+
+def _mean(values: Sequence[float]) -> float:
+    values = [v for v in values if v == v]
+    return sum(values) / len(values) if values else float("nan")
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    """One training run (one seed of a setting) as the verdict sees it.
+
+    Attributes
+    ----------
+    job_id : str
+    status : str
+        "completed", "diverged", "failed" or "missing".
+    val_acc, val_loss : float
+        The best checkpoint's validation accuracy and loss -- or chance (0.5, ln 2) for a
+        run that did not complete: a diverged or failed seed is a failed seed.
+    test_acc, p_value : float
+        Test accuracy of the best checkpoint and its one-sided binomial p-value (NaN if none).
+    better : bool
+        Beat chance at ``alpha`` with a trained network (:func:`trained_past_init`).
+    mechanism : str
+        How it learned (:data:`MECHANISMS`; "none" when it did not).
+    best_step : int or None
+    last_step : bool
+        The best checkpoint is the run's last update of a run that used all its steps: more
+        steps might have helped.
+    R_best, jacobian_best : float
+        ||R||_2 and median ||da(T)/da(1)||_2 at the best checkpoint (NaN if unknown).
+    """
+
+    job_id: str
+    status: str
+    val_acc: float
+    val_loss: float
+    test_acc: float
+    p_value: float
+    better: bool
+    mechanism: str
+    best_step: int | None
+    last_step: bool
+    R_best: float
+    jacobian_best: float
+
+
+def seed_result(job_id: str, summary: dict, alpha: float) -> SeedResult:
+    """Judge one run from its ``summary.json`` content (see :func:`frnn_cli.runs.train_summary`)."""
+    status = summary.get("status", "missing")
+    best, test = summary.get("best") or {}, summary.get("test") or {}
+    nan = float("nan")
+    if status in ("completed", "diverged") and test:
+        ct = chance_test(int(test["correct"]), int(test["n"]), alpha)
+        acc, p = ct.accuracy, ct.p_value
+        better = ct.better and trained_past_init(summary)
+    else:
+        acc, p, better = nan, nan, False
+    ok = status == "completed" and bool(best)
+    mech = (summary.get("mechanism") or {}).get("label", "none") if better else "none"
+    steps_done = summary.get("steps_done")
+    return SeedResult(
+        job_id=job_id,
+        status=status,
+        val_acc=float(best["val_acc"]) if ok else 0.5,
+        val_loss=float(best["val_loss"]) if ok and best.get("val_loss") is not None else _LN2,
+        test_acc=acc,
+        p_value=p,
+        better=better,
+        mechanism=mech,
+        best_step=best.get("step") if best else None,
+        last_step=bool(ok and summary.get("stop_reason") == "steps" and best.get("step") == steps_done),
+        R_best=float(best.get("R_spectral_norm") or nan) if best else nan,
+        jacobian_best=float(best["jacobian_norm"]) if best and best.get("jacobian_norm") is not None else nan,
+    )
+
+
+def _gradient_only(r: SeedResult) -> SeedResult:
+    """The seed as the gradient-only answer sees it: learned otherwise than by gradient = chance."""
+    if r.better and r.mechanism != "gradient":
+        return SeedResult(**{**r.__dict__, "val_acc": 0.5, "val_loss": _LN2, "better": False})
+    return r
+
+
+def _choose(candidates: list[tuple[dict, list[SeedResult]]]) -> tuple[dict, list[SeedResult]]:
+    """The setting with the highest mean validation accuracy over all its seeds (failed seeds
+    counting as chance), ties broken by the lower mean validation loss."""
+    return min(candidates, key=lambda c: (-_mean([r.val_acc for r in c[1]]), _mean([r.val_loss for r in c[1]])))
+
+
+def grid_edges(setting: dict, grid: dict[str, list], tuned: Sequence[str]) -> dict[str, str]:
+    """Tuned keys whose chosen value is the smallest or largest of a numeric grid of >= 2 values.
+
+    Returns
+    -------
+    dict key -> "smallest" or "largest" (empty when every choice is interior).
+    """
+    edges = {}
+    for k in tuned:
+        values = grid.get(k, [])
+        numeric = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if len(numeric) < 2 or len(numeric) != len(values):
+            continue
+        if setting[k] == min(numeric):
+            edges[k] = "smallest"
+        elif setting[k] == max(numeric):
+            edges[k] = "largest"
+    return edges
+
+
+def judge_axis_value(candidates: list[tuple[dict, list[SeedResult]]], grid: dict[str, list],
+                     tuned: Sequence[str]) -> dict:
+    """Tune at one axis value and judge the winner, twice: over every run, and over runs
+    that learned by gradient (others counting as chance).
+
+    Parameters
+    ----------
+    candidates : list of (setting dict, its seeds' SeedResults), one per setting of the
+        tuned keys at this axis value
+    grid : dict key -> list of values (the sweep's grid)
+    tuned : the swept keys other than the axis
+
+    Returns
+    -------
+    dict: the chosen setting's tuned values; per seed "best_step", "test_acc", "p_value",
+    "better_than_chance", "mechanism", "R_best", "jacobian_best", "best_job"; "val_acc",
+    "val_loss", "test_acc_mean", "learned", "how" (the mechanism of most seeds that beat
+    chance, or "none"), "n_diverged", "at_edge" (tuned key -> "smallest"/"largest", and
+    "steps" -> "last" when a seed's best checkpoint was its last update), and "gradient":
+    {"learned", the tuned values chosen when only gradient-learned runs count, "best_job"}.
+    """
+    setting, seeds = _choose(candidates)
+    better = [r.better for r in seeds]
+    labels = [r.mechanism for r in seeds if r.better]
+    how = max(set(labels), key=labels.count) if labels and learned(better) else "none"
+    edges: dict[str, str] = grid_edges(setting, grid, tuned)
+    if any(r.last_step for r in seeds):
+        edges["steps"] = "last"
+    g_setting, g_seeds = _choose([(s, [_gradient_only(r) for r in rs]) for s, rs in candidates])
+    return {
+        **{k: setting[k] for k in tuned},
+        "best_step": [r.best_step for r in seeds],
+        "val_acc": _mean([r.val_acc for r in seeds]),
+        "val_loss": _mean([r.val_loss for r in seeds]),
+        "test_acc": [r.test_acc for r in seeds],
+        "test_acc_mean": _mean([r.test_acc for r in seeds]),
+        "p_value": [r.p_value for r in seeds],
+        "better_than_chance": better,
+        "learned": learned(better),
+        "mechanism": [r.mechanism for r in seeds],
+        "how": how,
+        "n_diverged": sum(r.status == "diverged" for r in seeds),
+        "at_edge": edges,
+        "R_best": [r.R_best for r in seeds],
+        "jacobian_best": [r.jacobian_best for r in seeds],
+        "best_job": [r.job_id for r in seeds],
+        "gradient": {
+            "learned": learned([r.better for r in g_seeds]),
+            **{k: g_setting[k] for k in tuned},
+            "best_job": [r.job_id for r in g_seeds],
+        },
+    }
+
+
+def summarize(axis: str, grid: dict[str, list], seeds: int, alpha: float,
+              members: dict[tuple, list[tuple[str, dict]]]) -> dict:
+    """Tune at every axis value, test the winner against chance per seed, find ``max_T`` --
+    over all runs, and over runs that learned by gradient descent in its stable regime.
+
+    Parameters
+    ----------
+    axis : str
+        The key results are reported against ("T").
+    grid : dict key -> list of values, the axis first
+    seeds : int
+    alpha : float
+    members : dict setting (a tuple of (key, value) pairs of the swept keys) -> list of
+        (job id, summary dict) per seed; a job without a summary is {"status": "missing"}
+
+    Returns
+    -------
+    dict with "axis", "tuned", "alpha", "seeds", "rows" (one per axis value, see
+    :func:`judge_axis_value`), "settings" (every setting's mean validation accuracy and
+    loss and its diverged/failed seeds, for the tuning heat map), "max_T",
+    "max_T_contiguous", "max_T_gradient", "max_T_gradient_contiguous", "edges" (axis
+    values whose choice sat at an edge of its grid), "n_failed", "n_diverged".
+    """
+    tuned = [k for k in grid if k != axis]
+    judged = {key: [seed_result(job_id, s, alpha) for job_id, s in ms] for key, ms in members.items()}
+    settings = [
+        {
+            "setting": dict(key),
+            "val_acc": _mean([r.val_acc for r in rs]),
+            "val_loss": _mean([r.val_loss for r in rs]),
+            "n_diverged": sum(r.status == "diverged" for r in rs),
+            "n_failed": sum(r.status not in ("completed", "diverged") for r in rs),
+        }
+        for key, rs in judged.items()
+    ]
+    rows = []
+    for value in grid[axis]:
+        candidates = [(dict(key), rs) for key, rs in judged.items() if dict(key)[axis] == value]
+        if not any(r.status in ("completed", "diverged") for _, rs in candidates for r in rs):
+            rows.append({axis: value, "learned": False, "status": "no completed job",
+                         "gradient": {"learned": False}})
+            continue
+        rows.append({axis: value, **judge_axis_value(candidates, grid, tuned)})
+    values = [r[axis] for r in rows]
+    best, contiguous = max_T(values, [r["learned"] for r in rows])
+    g_best, g_contiguous = max_T(values, [r["gradient"]["learned"] for r in rows])
+    return {
+        "axis": axis,
+        "tuned": tuned,
+        "alpha": alpha,
+        "seeds": seeds,
+        "max_T": best,
+        "max_T_contiguous": contiguous,
+        "max_T_gradient": g_best,
+        "max_T_gradient_contiguous": g_contiguous,
+        "edges": [{axis: r[axis], **r["at_edge"]} for r in rows if r.get("at_edge")],
+        "rows": rows,
+        "settings": settings,
+        "n_failed": sum(s["n_failed"] for s in settings),
+        "n_diverged": sum(s["n_diverged"] for s in settings),
+    }
