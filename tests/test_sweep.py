@@ -67,12 +67,17 @@ def test_tuning_picks_the_setting_with_the_best_validation_accuracy(small_sweep)
 def test_summary_csv_matches_summary_json(small_sweep):
     _, d = small_sweep
     lines = (d / "summary.csv").read_text().splitlines()
-    assert lines[0] == "T,lr,best_step,val_acc,test_acc_mean,test_acc,p_value,better_than_chance,learned"
+    header = lines[0].split(",")
+    assert header == ["T", "lr", "at_edge", "best_step", "val_acc", "test_acc_mean", "test_acc", "p_value",
+                      "better_than_chance", "mechanism", "learned", "how", "learned_by_gradient", "gradient_lr"]
     summary = json.loads((d / "summary.json").read_text())
     assert len(lines) == 1 + len(summary["rows"])
-    first = lines[1].split(",")
-    assert first[0] == "1" and float(first[1]) == summary["rows"][0]["lr"]
-    assert first[-1] == str(summary["rows"][0]["learned"]).lower()
+    first = dict(zip(header, lines[1].split(",")))
+    row = summary["rows"][0]
+    assert first["T"] == "1" and float(first["lr"]) == row["lr"]
+    assert first["learned"] == str(row["learned"]).lower()
+    assert first["mechanism"] == ";".join(row["mechanism"])
+    assert first["learned_by_gradient"] == str(row["gradient"]["learned"]).lower()
 
 
 def test_one_worker_gives_the_identical_summary(small_sweep, tmp_path, cli):
