@@ -64,6 +64,14 @@ class EvalRecord:
     train_loss : float
         Mean training batch loss (nats per sequence) over the steps since the previous
         evaluation; NaN at step 0.
+    train_loss_max : float
+        Largest single-batch training loss over those steps (a catapult's spike, which the
+        mean dilutes); NaN at step 0.
+    R_jump : float
+        The largest factor by which one update multiplied ||R||_F over those steps, counting
+        only updates that left ||R||_F >= 1 (where tanh units start to saturate); 1.0 if
+        none did, NaN at step 0. A stable gradient step changes R by a little; an update
+        that throws R into saturation (x3 and more) is a blow-up into a latch.
     val_loss : float
         Mean validation loss (nats per sequence); chance level is ln 2 = 0.693.
     val_acc : float
@@ -80,6 +88,8 @@ class EvalRecord:
 
     step: int
     train_loss: float
+    train_loss_max: float
+    R_jump: float
     val_loss: float
     val_acc: float
     grad_norm_W: float
@@ -352,12 +362,15 @@ def train(cfg: Config, callback: Callable[[EvalRecord], None] | None = None) -> 
     since_best = 0
     nan = float("nan")
 
-    def record(step: int, train_loss: float, gnorms: tuple[float, float, float]) -> EvalRecord:
+    def record(step: int, train_loss: float, gnorms: tuple[float, float, float], loss_max: float = nan,
+               R_jump: float = nan) -> EvalRecord:
         nonlocal best, best_params, since_best
         val_loss, correct = evaluate(params, x_val, y_val)
         rec = EvalRecord(
             step=step,
             train_loss=train_loss,
+            train_loss_max=loss_max,
+            R_jump=R_jump,
             val_loss=val_loss,
             val_acc=correct / cfg.n_val,
             grad_norm_W=gnorms[0],
@@ -381,10 +394,14 @@ def train(cfg: Config, callback: Callable[[EvalRecord], None] | None = None) -> 
     clip = cfg.clip
     diverge_loss = cfg.diverge_loss
     eval_every = cfg.eval_every
-    # Sums since the last evaluation: loss, ||dW||, ||dR||, ||dV||.
+    # Sums since the last evaluation: loss, ||dW||, ||dR||, ||dV||; and the largest batch loss
+    # and one-update growth of ||R||_F^2 into the saturating range (see EvalRecord.R_jump).
     loss_sum = nW = nR = nV = 0.0
+    loss_max, jump_sq = -math.inf, 1.0
     n_since = 0
     dot, sqrt = np.dot, math.sqrt
+    R_flat = params["R"].ravel()  # a view: the optimizer updates R in place
+    R_sq = float(dot(R_flat, R_flat))
     # Overflow in a diverging run is detected explicitly below; NumPy should not warn about it.
     with np.errstate(all="ignore"):
         record(0, nan, (nan, nan, nan))
@@ -411,16 +428,23 @@ def train(cfg: Config, callback: Callable[[EvalRecord], None] | None = None) -> 
                 norm = sqrt(gsq) if len(trainable) == 3 else sqrt(sum(float(dot(g.ravel(), g.ravel())) for g in applied.values()))
                 clip_global_norm(applied, norm, clip)
             optimizer.step(learning, applied)
+            R_sq_new = float(dot(R_flat, R_flat))
+            if R_sq_new >= 1.0 and R_sq_new > jump_sq * R_sq:
+                jump_sq = R_sq_new / R_sq
+            R_sq = R_sq_new
             steps_done = step
             loss_sum += loss
+            if loss > loss_max:
+                loss_max = loss
             nW += sqrt(sW)
             nR += sqrt(sR)
             nV += sqrt(sV)
             n_since += 1
             if step % eval_every == 0 or step == cfg.steps:
                 k = n_since
-                rec = record(step, loss_sum / k, (nW / k, nR / k, nV / k))
+                rec = record(step, loss_sum / k, (nW / k, nR / k, nV / k), loss_max, sqrt(jump_sq))
                 loss_sum = nW = nR = nV = 0.0
+                loss_max, jump_sq = -math.inf, 1.0
                 n_since = 0
                 if cfg.stop_loss is not None and rec.val_acc == 1.0 and rec.val_loss < cfg.stop_loss:
                     stop_reason = "converged"

@@ -16,10 +16,11 @@ NAN = float("nan")
 
 
 def _history(*rows):
-    """Evaluation records from (step, train_loss, val_acc, R, J) tuples."""
+    """Evaluation records from (step, largest batch loss, val_acc, R, J[, R_jump]) tuples."""
     return [
-        {"step": s, "train_loss": tl, "val_loss": 0.6931, "val_acc": acc, "R_spectral_norm": R, "jacobian_norm": J}
-        for s, tl, acc, R, J in rows
+        {"step": r[0], "train_loss_max": r[1], "val_loss": 0.6931, "val_acc": r[2], "R_spectral_norm": r[3],
+         "jacobian_norm": r[4], "R_jump": r[5] if len(r) > 5 else (NAN if r[0] == 0 else 1.0)}
+        for r in rows
     ]
 
 
@@ -27,7 +28,7 @@ def test_gradient_when_the_error_signal_was_representable_and_R_grew_moderately(
     h = _history((0, NAN, 0.5, 0.06, 1e-3), (100, 0.69, 0.52, 0.2, 1e-2), (200, 0.5, 0.9, 0.7, 0.3), (300, 0.1, 1.0, 1.0, 0.5))
     m = verdict.learning_mechanism(h, EPS64, learned=True)
     # The event is the first evaluation at 0.5 + (1.0 - 0.5) / 2 = 0.75 or more: step 200.
-    assert (m.label, m.step, m.R_norm, m.jacobian, m.loss_peak) == ("gradient", 200, 0.7, 0.3, 0.69)
+    assert (m.label, m.step, m.R_norm, m.jacobian, m.loss_peak, m.R_jump) == ("gradient", 200, 0.7, 0.3, 0.69, 1.0)
     assert m.R_growth == pytest.approx(0.7 / 0.06)
 
 
@@ -39,10 +40,18 @@ def test_latch_when_the_error_signal_was_below_float_precision():
     assert verdict.learning_mechanism(h, 1.2e-7, learned=True).label == "latch"
 
 
-def test_latch_when_R_blew_up_even_with_a_representable_signal():
-    h = _history((0, NAN, 0.5, 0.06, 0.06), (5, 0.5, 1.0, 0.06 * (verdict.GROWTH_MAX + 1), 0.3))
+def test_latch_when_one_update_threw_R_into_saturation():
+    h = _history((0, NAN, 0.5, 0.06, 0.06), (5, 0.5, 1.0, 3.0, 0.3, verdict.JUMP_MAX + 0.1))
     m = verdict.learning_mechanism(h, EPS64, learned=True)
-    assert m.label == "latch" and "blow-up" in m.reason, m
+    assert m.label == "latch" and "one update multiplied ||R||_F by 2.6" in m.reason, m
+    h[1]["R_jump"] = verdict.JUMP_MAX - 0.1
+    assert verdict.learning_mechanism(h, EPS64, learned=True).label == "gradient"
+
+
+def test_latch_when_R_blew_up_gradually():
+    h = _history((0, NAN, 0.5, 0.06, 0.06), (500, 0.5, 1.0, 0.06 * (verdict.GROWTH_MAX + 1), 0.3))
+    m = verdict.learning_mechanism(h, EPS64, learned=True)
+    assert m.label == "latch" and "grew x101" in m.reason, m
     h[1]["R_spectral_norm"] = 0.06 * (verdict.GROWTH_MAX - 1)
     assert verdict.learning_mechanism(h, EPS64, learned=True).label == "gradient"
 
@@ -52,6 +61,8 @@ def test_latch_when_the_loss_was_catapulted_uphill_first():
     h = _history((0, NAN, 0.5, 0.06, 0.1), (25, ln2 * (verdict.LOSS_EXCURSION + 1), 0.5, 1.0, 0.1), (50, 0.1, 1.0, 2.0, 0.1))
     m = verdict.learning_mechanism(h, EPS64, learned=True)
     assert m.label == "latch" and "catapult" in m.reason, m
+    h[1]["train_loss_max"] = ln2 * (verdict.LOSS_EXCURSION - 1)
+    assert verdict.learning_mechanism(h, EPS64, learned=True).label == "gradient"
 
 
 def test_none_when_not_learned_and_initial_separation_is_described():

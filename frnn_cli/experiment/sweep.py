@@ -94,13 +94,14 @@ def _metric_columns(job_dir: Path) -> dict[str, list[float]]:
 
 
 def collect_curves(sweep_dir: Path, summary: dict[str, Any]) -> tuple[dict, dict]:
-    """Per axis value, the chosen setting's validation-loss curves and gradient-path norms.
+    """Per axis value, the chosen setting's validation-accuracy curves and gradient-path norms.
 
     Returns
     -------
-    curves : dict axis value -> list of (steps (N,), val_loss (N,)) per seed
+    curves : dict axis value -> list of (steps (N,), val_acc (N,), mechanism) per seed, the
+        mechanism being "gradient"/"latch" for a seed that beat chance, else "none"
     norms : dict axis value -> {"grad_W_first", "R_init", "R_best", "jac_init", "jac_best"},
-        medians over seeds (see :func:`frnn_cli.plots.sweep.gradient_norms_vs_T`)
+        medians over seeds (see :func:`frnn_cli.plots.sweep.gradient_norms_vs_axis`)
     """
     import numpy as np
 
@@ -111,12 +112,12 @@ def collect_curves(sweep_dir: Path, summary: dict[str, Any]) -> tuple[dict, dict
         if "best_job" not in row:
             continue
         per_seed: dict[str, list[float]] = {k: [] for k in ("grad_W_first", "R_init", "R_best", "jac_init", "jac_best")}
-        for job_id, best_step in zip(row["best_job"], row["best_step"]):
+        for job_id, best_step, how in zip(row["best_job"], row["best_step"], row["mechanism"]):
             m = _metric_columns(sweep_dir / "jobs" / job_id)
             if not m or best_step is None:
                 continue
             steps = np.array(m["step"])
-            curves.setdefault(row[axis], []).append((steps, np.array(m["val_loss"])))
+            curves.setdefault(row[axis], []).append((steps, np.array(m["val_acc"]), how))
             b = int(np.argmin(np.abs(steps - best_step)))
             per_seed["grad_W_first"].append(m["grad_norm_W"][1] if len(steps) > 1 else math.nan)
             per_seed["R_init"].append(m["R_spectral_norm"][0])
@@ -125,6 +126,32 @@ def collect_curves(sweep_dir: Path, summary: dict[str, Any]) -> tuple[dict, dict
             per_seed["jac_best"].append(m["jacobian_norm"][b])
         norms[row[axis]] = {k: float(np.nanmedian(v)) if v else math.nan for k, v in per_seed.items()}
     return curves, norms
+
+
+def write_plots(spec: SweepSpec, summary: dict[str, Any], sweep_dir: Path) -> list[Path]:
+    """Draw the sweep's four figures into ``sweep_dir/plots/``, named after the axis.
+
+    ``accuracy_vs_<axis>.png``, ``tuning_heatmap.png`` (when a key is tuned),
+    ``learning_curves.png`` and ``gradient_norms_vs_<axis>.png``.
+
+    Returns
+    -------
+    list of the PNG paths written.
+    """
+    from frnn_cli.plots import sweep as plots_sweep
+
+    plot_dir = sweep_dir / "plots"
+    plot_dir.mkdir(exist_ok=True)
+    base = config.to_dict(spec.base)
+    curves, norms = collect_curves(sweep_dir, summary)
+    axis = spec.axis
+    paths = [plots_sweep.accuracy_vs_axis(summary, base, plot_dir / f"accuracy_vs_{axis}.png")]
+    if spec.tuned:
+        key = "lr" if "lr" in spec.tuned else spec.tuned[0]
+        paths.append(plots_sweep.tuning_heatmap(summary, base, plot_dir / "tuning_heatmap.png", key=key))
+    paths.append(plots_sweep.learning_curves(summary, base, curves, plot_dir / "learning_curves.png"))
+    paths.append(plots_sweep.gradient_norms_vs_axis(summary, base, norms, plot_dir / f"gradient_norms_vs_{axis}.png"))
+    return paths
 
 
 def run_sweep(
@@ -153,7 +180,6 @@ def run_sweep(
     """
     import time
 
-    from frnn_cli.plots import sweep as plots_sweep
     from frnn_cli.runs import atomic_write_json, atomic_write_text, base_meta, finish_meta, nan_to_none
 
     start = time.perf_counter()
@@ -188,17 +214,7 @@ def run_sweep(
     }
     atomic_write_json(sweep_dir / "summary.json", nan_to_none(summary))
     atomic_write_text(sweep_dir / "summary.csv", summary_csv(summary))
-    plot_dir = sweep_dir / "plots"
-    plot_dir.mkdir(exist_ok=True)
-    base = config.to_dict(spec.base)
-    curves, norms = collect_curves(sweep_dir, summary)
-    plots_sweep.accuracy_vs_T(summary, base, plot_dir / "accuracy_vs_T.png")
-    if "lr" in spec.grid:
-        plots_sweep.tuning_heatmap(summary, base, plot_dir / "tuning_heatmap.png", key="lr")
-    elif spec.tuned:
-        plots_sweep.tuning_heatmap(summary, base, plot_dir / "tuning_heatmap.png", key=spec.tuned[0])
-    plots_sweep.learning_curves(summary, base, curves, plot_dir / "learning_curves.png")
-    plots_sweep.gradient_norms_vs_T(summary, base, norms, plot_dir / "gradient_norms_vs_T.png")
+    write_plots(spec, summary, sweep_dir)
     finish("failed" if summary["n_failed"] else "completed")
     return summary
 

@@ -120,13 +120,16 @@ def trained_past_init(summary: dict) -> bool:
 
 #: Labels of :func:`learning_mechanism`.
 MECHANISMS = ("gradient", "latch", "none")
+#: One update multiplying ||R||_F by more than this factor (into ||R||_F >= 1) is a blow-up:
+#: the step size, not the gradient's direction, threw the network into a latch. Measured
+#: (docs/learning_mechanism.md): stable runs (lr <= 3 at the reference init, Adam, Glorot)
+#: x1.0-x1.9; lr = 9 at T = 2 x3.1; lr >= 27 x4.6-x660.
+JUMP_MAX = 2.5
 #: ||R||_2 growing by more than this factor between initialisation and the learning event
-#: is a weight blow-up, not a tuned step. Measured (docs/learning_mechanism.md): runs that
-#: learned by gradient grew ||R||_2 by x1.1-x30 (reference init, lr <= 3) and x2-x9
-#: (Glorot); catapulted runs by x400-x10,000 within a few updates.
+#: is a blow-up too, however gradual (a backstop; the stable runs measured grew x1-x55).
 GROWTH_MAX = 100.0
-#: A training loss above this many times the initial loss (or ln 2, whichever is larger)
-#: before the learning event is a catapult: the step size threw the network far uphill.
+#: A training batch loss above this many times the initial loss (or ln 2, whichever is
+#: larger) before the learning event is a catapult: the step threw the network uphill first.
 LOSS_EXCURSION = 5.0
 _LN2 = 0.6931471805599453
 
@@ -149,8 +152,10 @@ class Mechanism:
     jacobian : float
         The larger of the median ||da(T)/da(1)||_2 at the event and at the evaluation before
         it: the share of the error at a(T) that could reach a(1) while the run learned.
+    R_jump : float
+        The largest one-update growth factor of ||R||_F (into ||R||_F >= 1) up to the event.
     loss_peak : float
-        Largest mean training loss (nats) of any evaluation interval up to the event.
+        Largest single-batch training loss (nats) up to the event.
     reason : str
         One line saying why the label applies, with the numbers.
     """
@@ -160,6 +165,7 @@ class Mechanism:
     R_norm: float = float("nan")
     R_growth: float = float("nan")
     jacobian: float = float("nan")
+    R_jump: float = float("nan")
     loss_peak: float = float("nan")
     reason: str = ""
 
@@ -178,12 +184,13 @@ def learning_mechanism(history: Sequence[dict], eps: float, learned: bool) -> Me
     * ``none``     -- the run did not learn (``learned`` is False);
     * ``latch``    -- the error signal that could reach a(1) around e, J = max(||da(T)/da(1)||_2
       at e and at the evaluation before), was below the dtype's precision ``eps`` (the part of
-      the gradient that carries the class is lost in rounding), or the weights blew up
-      (||R||_2 grew by more than :data:`GROWTH_MAX` times its initial value), or the training
-      loss rose above :data:`LOSS_EXCURSION` times the initial loss before e (a catapult):
-      the network was thrown into a saturated two-state latch whose state the read-out learns;
+      the gradient that carries the class is lost in rounding); or one update multiplied
+      ||R||_F by more than :data:`JUMP_MAX` into the saturating range, or ||R||_2 grew by more
+      than :data:`GROWTH_MAX` times its initial value (a weight blow-up); or a training batch
+      loss rose above :data:`LOSS_EXCURSION` times the initial loss before e (a catapult). The
+      network was thrown into a saturated two-state latch whose state the read-out learns;
     * ``gradient`` -- otherwise: gradient descent in its stable regime, with a representable
-      error signal from step 1 and moderate weight growth.
+      error signal from step 1 and weights that changed a little per update.
 
     When e is step 0 the untrained network already separated the classes (T = 1, where the
     sign of V W decides; an orthogonal R); the same criteria then describe the initial
@@ -191,8 +198,9 @@ def learning_mechanism(history: Sequence[dict], eps: float, learned: bool) -> Me
 
     Parameters
     ----------
-    history : sequence of mappings with the columns of metrics.csv ("step", "train_loss",
-        "val_loss", "val_acc", "R_spectral_norm", "jacobian_norm"), in step order
+    history : sequence of mappings with the columns of metrics.csv ("step",
+        "train_loss_max", "R_jump", "val_loss", "val_acc", "R_spectral_norm",
+        "jacobian_norm"), in step order
     eps : float
         Machine epsilon of the run's dtype (2.2e-16 for float64, 1.2e-7 for float32).
     learned : bool
@@ -225,23 +233,28 @@ def learning_mechanism(history: Sequence[dict], eps: float, learned: bool) -> Me
     R = float(rec["R_spectral_norm"])
     growth = R / R0 if R0 > 0 else float("inf")
     J = max(float(rec["jacobian_norm"]), float(history[max(e - 1, 0)]["jacobian_norm"]))
-    losses = [float(r["train_loss"]) for r in history[1:e + 1] if r["train_loss"] == r["train_loss"]]
-    peak = max(losses, default=float("nan"))
+    before = history[1:e + 1]
+    nan = float("nan")
+    losses = [v for v in (float(r.get("train_loss_max", nan)) for r in before) if v == v]
+    jumps = [v for v in (float(r.get("R_jump", nan)) for r in before) if v == v]
+    peak, jump = max(losses, default=float("nan")), max(jumps, default=1.0)
     start = max(float(history[0]["val_loss"]), _LN2)
     step = int(rec["step"])
-    common = dict(step=step, R_norm=R, R_growth=growth, jacobian=J, loss_peak=peak)
+    common = dict(step=step, R_norm=R, R_growth=growth, jacobian=J, R_jump=jump, loss_peak=peak)
     when = f"by step {step}" if step else "already at initialisation (step 0)"
     if not J >= eps:  # also NaN
         return Mechanism("latch", reason=f"error signal reaching a(1) {J:.2g} below the precision {eps:.2g} "
                                          f"({when})", **common)
+    if jump > JUMP_MAX:
+        return Mechanism("latch", reason=f"weight blow-up: one update multiplied ||R||_F by {jump:.3g} "
+                                         f"(||R||_2 {R:.3g} {when})", **common)
     if growth > GROWTH_MAX:
-        return Mechanism("latch", reason=f"weight blow-up: ||R||_2 grew x{growth:.3g} to {R:.3g} {when}",
-                         **common)
+        return Mechanism("latch", reason=f"weight blow-up: ||R||_2 grew x{growth:.3g} to {R:.3g} {when}", **common)
     if peak > LOSS_EXCURSION * start:
-        return Mechanism("latch", reason=f"catapult: training loss rose to {peak:.3g} nats before step {step}",
+        return Mechanism("latch", reason=f"catapult: a training loss of {peak:.3g} nats before step {step}",
                          **common)
-    return Mechanism("gradient", reason=f"{when}: ||da(T)/da(1)||_2 {J:.2g}, ||R||_2 x{growth:.3g}, "
-                                        f"loss peak {peak:.3g} nats", **common)
+    return Mechanism("gradient", reason=f"{when}: ||da(T)/da(1)||_2 {J:.2g}, largest one-update growth of "
+                                        f"||R||_F x{jump:.3g}, ||R||_2 x{growth:.3g} since init", **common)
 
 
 # ---------------------------------------------------------------------------------------
