@@ -135,10 +135,15 @@ def test_edges_interior_and_last_step():
     assert verdict.grid_edges({"lr": 0.3}, {"lr": [0.1, 0.3, 1.0]}, ["lr"]) == {}
     assert verdict.grid_edges({"lr": 0.1}, {"lr": [0.1, 0.3, 1.0]}, ["lr"]) == {"lr": "smallest"}
     assert verdict.grid_edges({"optimizer": "adam"}, {"optimizer": ["sgd", "adam"]}, ["optimizer"]) == {}
-    members = _members({(4, 1.0): [_run(best_step=1500, stop_reason="steps")] * 2,
+    last = dict(best_step=1500, stop_reason="steps")
+    members = _members({(4, 1.0): [_run(val_acc=0.9, correct=180, label="gradient", **last)] * 2,
                         (4, 3.0): [_run()] * 2, (4, 0.3): [_run()] * 2})
     s = verdict.summarize("T", {"T": [4], "lr": [0.3, 1.0, 3.0]}, 2, 0.01, members)
     assert s["rows"][0]["at_edge"] == {"steps": "last"} and s["edges"] == [{"T": 4, "steps": "last"}]
+    # At chance the best step is noise: no warning.
+    members[(("T", 4), ("lr", 1.0))] = [(f"j{i}", _run(val_acc=0.6, correct=100, **last)) for i in range(2)]
+    s = verdict.summarize("T", {"T": [4], "lr": [0.3, 1.0, 3.0]}, 2, 0.01, members)
+    assert s["rows"][0]["at_edge"] == {} and s["edges"] == []
 
 
 def test_summary_csv_is_exactly_this():

@@ -57,9 +57,10 @@ def sweep_cmd(
     jobs = plan.plan(spec)
     n_workers = workers or os.cpu_count() or 1
     plan.check_memory(jobs, n_workers)
-    on = f" on {n_workers} worker{'s' if n_workers > 1 else ''}"
+    executor = execute.LocalPool(n_workers)
+    on = " " + executor.description
     if resume is not None:
-        todo = len(execute.pending_jobs(jobs, resume))
+        todo = len(execute.pending_jobs(sweep.tasks(jobs, resume)))
         console.print(f"Resuming {resume}: {todo} of {len(jobs)} jobs still to run{on}")
     else:
         verb = "Dry run (nothing is run): would launch " if dry_run else "Launching "
@@ -89,9 +90,10 @@ def sweep_cmd(
             err_console.print(f"job {p.job.job_id} failed: {p.summary.get('error', status)}")
 
     with progress:
-        task = progress.add_task("", total=len(jobs), completed=len(jobs) - len(execute.pending_jobs(jobs, sweep_dir)))
+        task = progress.add_task("", total=len(jobs), completed=len(jobs) - len(execute.pending_jobs(sweep.tasks(jobs, sweep_dir))))
         try:
-            summary = sweep.run_sweep(spec, sweep_dir, n_workers, on_job, argv=sys.argv, resumed=resume is not None)
+            with executor:
+                summary = sweep.run_sweep(spec, sweep_dir, executor, on_job, argv=sys.argv, resumed=resume is not None)
         except KeyboardInterrupt:
             progress.stop()
             err_console.print(f"interrupted: finished jobs are kept; to finish: frnn sweep --resume {sweep_dir}", soft_wrap=True)

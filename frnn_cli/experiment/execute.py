@@ -1,10 +1,14 @@
-"""Running a sweep's jobs: each job one ``frnn train`` run folder, in a pool of worker processes.
+"""Running jobs: each job one ``frnn train`` run folder, on any ``concurrent.futures.Executor``.
 
-Jobs run in a process pool (``spawn``, one BLAS thread per worker). Each job writes its own
-complete run folder under ``<sweep folder>/jobs/<job id>/`` (:func:`frnn_cli.runs.run_train_job`);
-a folder whose summary says completed or diverged is done, and ``--resume`` runs only the
-others. Workers watch their parent and exit when it dies. No printing here: the caller
-passes a callback.
+:func:`run_jobs` is the one job runner of every experiment (``sweep``, ``compare``). It takes
+(job, folder) pairs and an executor -- the local process pool :class:`LocalPool` by default --
+and never knows where its jobs run: the choice is made once, at the command line. Each job is
+a picklable call, :func:`run_job` (config as a plain dict, folder as a string), that writes its
+own complete run folder (:func:`frnn_cli.runs.run_train_job`); a folder whose summary says
+completed or diverged is done, and ``--resume`` runs only the others. Jobs are submitted in
+the order given, a few more than there are workers at a time, so that a ``skip`` rule (compare's
+"two failures in a row") can still stop jobs that have not started. No printing here: the
+caller passes a callback.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import multiprocessing
 import os
 import shutil
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,7 +92,18 @@ def _load_done(job_dir: Path) -> dict[str, Any] | None:
 
 @dataclass
 class SweepProgress:
-    """What the callback receives after each finished job."""
+    """What the callback receives after each finished or skipped job.
+
+    Attributes
+    ----------
+    done : int
+        Jobs finished or skipped so far (those found done on disk included).
+    total : int
+        All jobs.
+    job : Job
+    summary : dict
+        The job's summary; ``{"status": "skipped", ...}`` for a job the skip rule stopped.
+    """
 
     done: int
     total: int
@@ -96,68 +111,121 @@ class SweepProgress:
     summary: dict[str, Any]
 
 
-def pending_jobs(jobs: list[Job], sweep_dir: Path) -> list[Job]:
-    """The jobs whose folders under ``sweep_dir/jobs`` are not complete (what a resume runs)."""
-    return [j for j in jobs if _load_done(sweep_dir / "jobs" / j.job_id) is None]
+class LocalPool(Executor):
+    """The default executor: a pool of worker processes on this machine.
+
+    ``spawn`` start method (no inherited state), one BLAS thread per worker (set through the
+    environment the workers inherit), Ctrl-C handled by the parent only, and a watchdog
+    thread in each worker that ends it once its parent is gone. Workers start on demand,
+    so a pool never starts more processes than it has jobs.
+
+    Parameters
+    ----------
+    workers : int, >= 1
+        Most worker processes at once.
+
+    Attributes
+    ----------
+    workers : int
+    description : str
+        E.g. "on 2 workers", for the plan line.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = int(workers)
+        self.description = f"on {self.workers} worker{'s' if self.workers > 1 else ''}"
+        self._pool: ProcessPoolExecutor | None = None
+
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
+        """Schedule ``fn(*args, **kwargs)`` in a worker process; starts the pool on first use."""
+        if self._pool is None:
+            for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+                os.environ[var] = "1"  # inherited by the spawned workers
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_init, initargs=(os.getpid(),),
+            )
+        return self._pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop the pool (if it was started), waiting for running jobs when ``wait``."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+def pending_jobs(tasks: list[tuple[Job, Path]]) -> list[Job]:
+    """The jobs whose folders are not complete (what a resume runs)."""
+    return [job for job, folder in tasks if _load_done(folder) is None]
 
 
 def run_jobs(
-    jobs: list[Job],
-    sweep_dir: Path,
-    workers: int,
+    tasks: list[tuple[Job, Path]],
+    executor: Executor,
     callback: Callable[[SweepProgress], None] | None = None,
+    skip: Callable[[Job, dict[str, dict[str, Any]]], str | None] | None = None,
+    window: int | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Run the jobs that are not already done in ``sweep_dir/jobs``; return every job's summary.
+    """Run the jobs whose folders are not already done; return every job's summary.
 
     A job whose folder holds a ``summary.json`` with status completed or diverged is not
     run again (this is what ``--resume`` relies on); any other folder is cleared and re-run.
 
     Parameters
     ----------
-    jobs : list of Job
-    sweep_dir : Path
-    workers : int, >= 1
-        Worker processes (each with one BLAS thread).
+    tasks : list of (Job, folder)
+        In the order to submit them (e.g. increasing T: cheap and decisive jobs first).
+    executor : concurrent.futures.Executor
+        Where jobs run: :class:`LocalPool`, or any executor whose futures return the
+        value of :func:`run_job` (e.g. a Dask client's ``get_executor()``).
     callback : callable(SweepProgress), optional
+        Called after each finished or skipped job, in the parent process.
+    skip : callable(job, results so far) -> reason or None, optional
+        Asked just before a job would be submitted; a reason skips it (its summary becomes
+        ``{"status": "skipped", "reason": ...}``; no folder is made).
+    window : int, optional
+        Jobs in flight at once; default twice the executor's ``workers`` (or 4).
 
     Returns
     -------
-    dict job_id -> summary dict.
+    dict job_id -> summary dict (skipped jobs included).
 
     Raises
     ------
     KeyboardInterrupt
-        After letting running jobs finish and cancelling the queued ones.
+        After cancelling the jobs not yet started and letting running ones finish.
     """
-    jobs_dir = sweep_dir / "jobs"
-    jobs_dir.mkdir(exist_ok=True)
     results: dict[str, dict[str, Any]] = {}
-    todo = []
-    for job in jobs:
-        done = _load_done(jobs_dir / job.job_id)
+    queue: list[tuple[Job, Path]] = []
+    for job, folder in tasks:
+        done = _load_done(folder)
         if done is not None:
             results[job.job_id] = done
         else:
-            todo.append(job)
-    total = len(jobs)
-    if not todo:
-        return results
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = "1"  # inherited by the spawned workers
-    ctx = multiprocessing.get_context("spawn")
-    # More processes than jobs would only cost start-up time.
-    pool = ProcessPoolExecutor(
-        max_workers=min(workers, len(todo)), mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),)
-    )
+            queue.append((job, folder))
+    total = len(tasks)
+    window = window or 2 * int(getattr(executor, "workers", 2) or 2)
     pending: dict[Future, Job] = {}
+
+    def report(job: Job, summary: dict[str, Any]) -> None:
+        results[job.job_id] = summary
+        if callback is not None:
+            callback(SweepProgress(len(results), total, job, summary))
+
     try:
-        for job in todo:
-            job_dir = jobs_dir / job.job_id
-            if job_dir.exists():
-                shutil.rmtree(job_dir)
-            job_dir.mkdir()
-            pending[pool.submit(run_job, config.to_dict(job.cfg), str(job_dir))] = job
-        while pending:
+        queue.reverse()  # pop() from the end takes the tasks in their given order
+        while queue or pending:
+            while queue and len(pending) < window:
+                job, folder = queue.pop()
+                reason = skip(job, results) if skip is not None else None
+                if reason:
+                    report(job, {"status": "skipped", "reason": reason})
+                    continue
+                if folder.exists():
+                    shutil.rmtree(folder)
+                folder.mkdir(parents=True)
+                pending[executor.submit(run_job, config.to_dict(job.cfg), str(folder))] = job
+            if not pending:
+                continue
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
                 job = pending.pop(fut)
@@ -165,13 +233,9 @@ def run_jobs(
                     summary = fut.result()
                 except Exception as exc:  # the worker process died
                     summary = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
-                results[job.job_id] = summary
-                if callback is not None:
-                    callback(SweepProgress(len(results), total, job, summary))
+                report(job, summary)
     except KeyboardInterrupt:
-        pool.shutdown(wait=True, cancel_futures=True)
+        for fut in pending:
+            fut.cancel()
         raise
-    pool.shutdown(wait=True)
     return results
-
-

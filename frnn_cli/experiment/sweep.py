@@ -19,6 +19,7 @@ import io
 import json
 import math
 from collections.abc import Callable
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
@@ -154,10 +155,15 @@ def write_plots(spec: SweepSpec, summary: dict[str, Any], sweep_dir: Path) -> li
     return paths
 
 
+def tasks(jobs: list[Job], sweep_dir: Path) -> list[tuple[Job, Path]]:
+    """Each job with its folder ``sweep_dir/jobs/<job id>``."""
+    return [(job, sweep_dir / "jobs" / job.job_id) for job in jobs]
+
+
 def run_sweep(
     spec: SweepSpec,
     sweep_dir: Path,
-    workers: int,
+    executor: Executor,
     callback: Callable[[SweepProgress], None] | None = None,
     argv: list[str] | None = None,
     resumed: bool = False,
@@ -166,8 +172,21 @@ def run_sweep(
 
     Writes ``sweep.yaml`` (the resolved spec; kept when resuming), ``meta.json`` (status
     running -> completed / failed / interrupted), one folder per job under ``jobs/``,
-    ``summary.json``, ``summary.csv`` and ``plots/{accuracy_vs_T, tuning_heatmap,
-    learning_curves, gradient_norms_vs_T}.png``. All files are written atomically.
+    ``summary.json``, ``summary.csv`` and the plots of :func:`write_plots`. All files are
+    written atomically.
+
+    Parameters
+    ----------
+    spec : SweepSpec
+    sweep_dir : Path
+        An existing folder (new, or the one being resumed).
+    executor : concurrent.futures.Executor
+        Where the jobs run (see :func:`frnn_cli.experiment.execute.run_jobs`).
+    callback : callable(SweepProgress), optional
+    argv : list of str, optional
+        The command line to record.
+    resumed : bool
+        Keep the stored sweep.yaml and record this resumption in meta.json.
 
     Returns
     -------
@@ -187,7 +206,8 @@ def run_sweep(
     if not resumed:
         atomic_write_text(sweep_dir / SPEC_FILE, dump_spec(spec))
     meta = base_meta(spec.base.seed, argv)
-    meta.update({"kind": "sweep", "n_jobs": len(jobs), "workers": workers, "resumed": []})
+    where = getattr(executor, "description", type(executor).__name__)
+    meta.update({"kind": "sweep", "n_jobs": len(jobs), "executor": where, "resumed": []})
     if resumed:
         # Keep the original command and start time; record each resumption after them.
         try:
@@ -195,7 +215,7 @@ def run_sweep(
         except (OSError, ValueError):
             stored = None
         if isinstance(stored, dict):
-            meta["resumed"] = [*stored.get("resumed", []), {k: meta[k] for k in ("command", "start_time", "workers")}]
+            meta["resumed"] = [*stored.get("resumed", []), {k: meta[k] for k in ("command", "start_time", "executor")}]
             meta.update({k: stored[k] for k in ("command", "start_time") if k in stored})
     atomic_write_json(sweep_dir / "meta.json", meta)
 
@@ -203,7 +223,7 @@ def run_sweep(
         finish_meta(sweep_dir, meta, status)
 
     try:
-        results = run_jobs(jobs, sweep_dir, workers, callback)
+        results = run_jobs(tasks(jobs, sweep_dir), executor, callback)
     except KeyboardInterrupt:
         finish("interrupted")
         raise

@@ -389,7 +389,8 @@ def judge_axis_value(candidates: list[tuple[dict, list[SeedResult]]], grid: dict
     "better_than_chance", "mechanism", "R_best", "jacobian_best", "best_job"; "val_acc",
     "val_loss", "test_acc_mean", "learned", "how" (the mechanism of most seeds that beat
     chance, or "none"), "n_diverged", "at_edge" (tuned key -> "smallest"/"largest", and
-    "steps" -> "last" when a seed's best checkpoint was its last update), and "gradient":
+    "steps" -> "last" when a seed that beat chance had its best checkpoint at its last
+    update), and "gradient":
     {"learned", the tuned values chosen when only gradient-learned runs count, "best_job"}.
     """
     setting, seeds = _choose(candidates)
@@ -397,7 +398,9 @@ def judge_axis_value(candidates: list[tuple[dict, list[SeedResult]]], grid: dict
     labels = [r.mechanism for r in seeds if r.better]
     how = max(set(labels), key=labels.count) if labels and learned(better) else "none"
     edges: dict[str, str] = grid_edges(setting, grid, tuned)
-    if any(r.last_step for r in seeds):
+    # Only a seed that beat chance says anything with its best step: at chance the best
+    # validation accuracy is noise and lands on the last evaluation as often as on any other.
+    if any(r.last_step and r.better for r in seeds):
         edges["steps"] = "last"
     g_setting, g_seeds = _choose([(s, [_gradient_only(r) for r in rs]) for s, rs in candidates])
     return {
