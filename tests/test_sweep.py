@@ -133,7 +133,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(cli, tmp_path):
     r = cli("sweep", "T=1..20", "--dry-run", "--runs-dir", str(tmp_path))
     assert r.exit_code == 0, _msg(r)
     n = 20 * len(plan.DEFAULT_LR) * 3
-    assert f"Dry run (nothing is run): would launch {n} jobs: T=1..20 x lr=0.03,0.1,0.3,1,3 x 3 seeds" in r.stdout
+    assert f"Dry run (nothing is run): would launch {n} jobs: T=1..20 x lr=0.1,0.3,1,3,9,27,81,243 x 3 seeds" in r.stdout
     assert "Launching" not in r.stdout
     assert not any(tmp_path.iterdir())
 
@@ -160,7 +160,7 @@ def test_sweep_config_file_with_a_grid(tmp_path):
 def test_a_huge_grid_is_refused_at_once(cli, tmp_path):
     r = cli("sweep", "T=1..100000", "--dry-run", "--runs-dir", str(tmp_path))
     assert r.exit_code == 2, _msg(r)
-    assert "the grid has 1,500,000 jobs (100000 T x 5 lr x 3 seeds)" in r.stderr, _msg(r)
+    assert "the grid has 2,400,000 jobs (100000 T x 8 lr x 3 seeds)" in r.stderr, _msg(r)
 
 
 def test_sweeping_the_seed_gives_each_seed_its_own_replicates():

@@ -39,7 +39,7 @@ def sweep_cmd(
 ) -> None:
     """Train at every sequence length T, tune the learning rate and steps, find the longest T learned better than chance.
 
-    At each T every setting of the tuned keys (default: lr=0.03,0.1,0.3,1,3) is trained with several seeds; each run keeps its best validation checkpoint (that tunes the number of steps). The setting with the best mean validation accuracy wins; its checkpoints are tested on fresh sequences against chance (one-sided binomial test per seed). T counts as learned when a majority of seeds beat chance at alpha.
+    At each T every setting of the tuned keys (default: lr=0.1,0.3,1,3,9,27,81,243, from the stable regime to a blow-up) is trained with several seeds; each run keeps its best validation checkpoint (that tunes the number of steps). The setting with the best mean validation accuracy wins; its checkpoints are tested on fresh sequences against chance (one-sided binomial test per seed). T counts as learned when a majority of seeds beat chance at alpha.
 
     Example: frnn sweep T=1..20 lr=0.1,0.3,1 --workers 2
     """

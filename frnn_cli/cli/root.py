@@ -113,6 +113,8 @@ from frnn_cli.cli import cmd_train  # noqa: E402
 app.command("train", cls=FrnnCommand, help=cmd_train.HELP)(cmd_train.train)
 from frnn_cli.cli import cmd_sweep  # noqa: E402
 app.command("sweep", cls=FrnnCommand)(cmd_sweep.sweep_cmd)
+from frnn_cli.cli import cmd_compare  # noqa: E402
+app.command("compare", cls=FrnnCommand)(cmd_compare.compare_cmd)
 from frnn_cli.cli import cmd_vanishing  # noqa: E402
 app.command("vanishing", cls=FrnnCommand)(cmd_vanishing.vanishing)
 

@@ -23,8 +23,11 @@ from frnn_cli.config import Config
 from frnn_cli.errors import BadInput
 from frnn_cli.experiment import grid
 
-#: Default learning-rate grid when the sweep does not set one: log-spaced, 0.03 to 3.
-DEFAULT_LR = (0.03, 0.1, 0.3, 1.0, 3.0)
+#: Default learning-rate grid when the sweep does not set one: log-spaced (x3), 0.1 to 243, wide
+#: enough that neither edge decides the answer: at 0.1 plain SGD is too slow to learn T >= 2
+#: within the steps, and from 27 on it learns every T by a weight blow-up into a latch, which
+#: the verdict labels (README, "How a network learned"; docs/learning_mechanism.md).
+DEFAULT_LR = (0.1, 0.3, 1.0, 3.0, 9.0, 27.0, 81.0, 243.0)
 #: Default sequence lengths when the sweep does not set the axis.
 DEFAULT_T = tuple(range(1, 21))
 #: Base settings a sweep uses unless its config file or command line sets them, chosen so that
@@ -236,7 +239,7 @@ def check_memory(jobs: list[Job], workers: int) -> int:
 
 
 def describe_plan(spec: SweepSpec, n_jobs: int) -> str:
-    """The plan in one phrase, e.g. ``300 jobs: T=1..20 x lr=0.03,0.1,0.3,1,3 x 3 seeds``."""
+    """The plan in one phrase, e.g. ``480 jobs: T=1..20 x lr=0.1,0.3,1,3,9,27,81,243 x 3 seeds``."""
 
     def values(k: str) -> str:
         v = spec.grid[k]

@@ -199,15 +199,41 @@ def run_sweep(
     """
     import time
 
-    from frnn_cli.runs import atomic_write_json, atomic_write_text, base_meta, finish_meta, nan_to_none
+    from frnn_cli.runs import finish_meta
 
     start = time.perf_counter()
     jobs = plan(spec)
+    meta = start_files(spec, sweep_dir, getattr(executor, "description", type(executor).__name__), argv, resumed)
+    try:
+        results = run_jobs(tasks(jobs, sweep_dir), executor, callback)
+    except KeyboardInterrupt:
+        finish_meta(sweep_dir, meta, "interrupted")
+        raise
+    return finish_files(spec, sweep_dir, jobs, results, meta, time.perf_counter() - start)
+
+
+def start_files(spec: SweepSpec, sweep_dir: Path, where: str, argv: list[str] | None, resumed: bool) -> dict:
+    """Write what a sweep folder holds before its jobs run: ``sweep.yaml`` (unless resuming)
+    and ``meta.json`` with status "running".
+
+    On a resume the original command and start time are kept, and this resumption is
+    appended to ``meta["resumed"]``.
+
+    Parameters
+    ----------
+    where : str
+        Where the jobs run, e.g. "on 2 workers" (recorded as meta["executor"]).
+
+    Returns
+    -------
+    dict, the meta written (to finish with :func:`frnn_cli.runs.finish_meta`).
+    """
+    from frnn_cli.runs import atomic_write_json, atomic_write_text, base_meta
+
     if not resumed:
         atomic_write_text(sweep_dir / SPEC_FILE, dump_spec(spec))
     meta = base_meta(spec.base.seed, argv)
-    where = getattr(executor, "description", type(executor).__name__)
-    meta.update({"kind": "sweep", "n_jobs": len(jobs), "executor": where, "resumed": []})
+    meta.update({"kind": "sweep", "n_jobs": len(plan(spec)), "executor": where, "resumed": []})
     if resumed:
         # Keep the original command and start time; record each resumption after them.
         try:
@@ -218,24 +244,30 @@ def run_sweep(
             meta["resumed"] = [*stored.get("resumed", []), {k: meta[k] for k in ("command", "start_time", "executor")}]
             meta.update({k: stored[k] for k in ("command", "start_time") if k in stored})
     atomic_write_json(sweep_dir / "meta.json", meta)
+    return meta
 
-    def finish(status: str) -> None:
-        finish_meta(sweep_dir, meta, status)
 
-    try:
-        results = run_jobs(tasks(jobs, sweep_dir), executor, callback)
-    except KeyboardInterrupt:
-        finish("interrupted")
-        raise
+def finish_files(spec: SweepSpec, sweep_dir: Path, jobs: list[Job], results: dict[str, dict[str, Any]],
+                 meta: dict, seconds: float) -> dict[str, Any]:
+    """Judge the finished jobs and write ``summary.json``, ``summary.csv``, the plots, and
+    ``meta.json`` with status "completed" (or "failed" when a job failed).
+
+    Jobs whose summary says "skipped" (compare's rule) make their axis value a "skipped" row.
+
+    Returns
+    -------
+    dict, the content of summary.json (:func:`summarize` plus "seconds" and "failed_jobs").
+    """
+    from frnn_cli.runs import atomic_write_json, atomic_write_text, finish_meta, nan_to_none
+
     summary = summarize(spec, jobs, results)
-    summary["seconds"] = round(time.perf_counter() - start, 2)
+    summary["seconds"] = round(seconds, 2)
     summary["failed_jobs"] = {
-        j.job_id: results[j.job_id].get("error", "") for j in jobs if results[j.job_id].get("status") not in DONE_STATUSES
+        j.job_id: results[j.job_id].get("error", "") for j in jobs
+        if results.get(j.job_id, {}).get("status") not in (*DONE_STATUSES, "skipped")
     }
     atomic_write_json(sweep_dir / "summary.json", nan_to_none(summary))
     atomic_write_text(sweep_dir / "summary.csv", summary_csv(summary))
     write_plots(spec, summary, sweep_dir)
-    finish("failed" if summary["n_failed"] else "completed")
+    finish_meta(sweep_dir, meta, "failed" if summary["n_failed"] else "completed")
     return summary
-
-

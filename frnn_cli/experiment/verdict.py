@@ -456,16 +456,23 @@ def summarize(axis: str, grid: dict[str, list], seeds: int, alpha: float,
     settings = [
         {
             "setting": dict(key),
-            "val_acc": _mean([r.val_acc for r in rs]),
-            "val_loss": _mean([r.val_loss for r in rs]),
+            "val_acc": _mean([r.val_acc for r in rs if r.status != "skipped"]),
+            "val_loss": _mean([r.val_loss for r in rs if r.status != "skipped"]),
             "n_diverged": sum(r.status == "diverged" for r in rs),
-            "n_failed": sum(r.status not in ("completed", "diverged") for r in rs),
+            "n_failed": sum(r.status not in ("completed", "diverged", "skipped") for r in rs),
+            "n_skipped": sum(r.status == "skipped" for r in rs),
         }
         for key, rs in judged.items()
     ]
     rows = []
     for value in grid[axis]:
         candidates = [(dict(key), rs) for key, rs in judged.items() if dict(key)[axis] == value]
+        reasons = [s.get("reason", "") for key, ms in members.items() if dict(key)[axis] == value
+                   for _, s in ms if s.get("status") == "skipped"]
+        if reasons:  # a skip rule stopped this axis value (compare: two failures in a row)
+            rows.append({axis: value, "learned": False, "status": "skipped", "reason": reasons[0],
+                         "gradient": {"learned": False}})
+            continue
         if not any(r.status in ("completed", "diverged") for _, rs in candidates for r in rs):
             rows.append({axis: value, "learned": False, "status": "no completed job",
                          "gradient": {"learned": False}})
@@ -488,4 +495,5 @@ def summarize(axis: str, grid: dict[str, list], seeds: int, alpha: float,
         "settings": settings,
         "n_failed": sum(s["n_failed"] for s in settings),
         "n_diverged": sum(s["n_diverged"] for s in settings),
+        "n_skipped": sum(s["n_skipped"] for s in settings),
     }

@@ -1,0 +1,158 @@
+"""frnn compare: recipes, the skip rule, and a small real comparison against frnn sweep."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from helpers import expect_exit
+from helpers import msg as _msg
+
+from frnn_cli.errors import BadInput
+from frnn_cli.experiment import compare, plan, recipes
+
+SMALL = ["steps=60", "eval_every=20", "n_val=64", "n_test=200"]
+
+
+def _one(runs: Path, kind: str) -> Path:
+    (d,) = [p for p in runs.iterdir() if f"-{kind}-" in p.name]
+    return d
+
+
+def test_builtin_recipes_load_with_the_issue_rows():
+    rs = recipes.load_recipes(recipes.BUILTIN)
+    for name in ("reference", "momentum", "clip", "adam", "glorot", "orthogonal", "large_init", "large_lr", "reservoir"):
+        assert name in rs and rs[name].description and rs[name].source, name
+    assert rs["adam"].set == {"optimizer": "adam"} and rs["adam"].tune["lr"] == [0.001, 0.003, 0.01, 0.03]
+    assert rs["reservoir"].set["freeze"] == "W+R" and rs["clip"].set["clip"] == 1.0
+    assert rs["reference"].tune["lr"] == list(plan.DEFAULT_LR)  # the reference row is frnn sweep's default
+    assert (Path(__file__).parents[1] / "configs" / "recipes.yaml").read_text() == recipes.BUILTIN.read_text()
+
+
+def test_a_users_file_adds_and_replaces_recipes(tmp_path):
+    f = tmp_path / "mine.yaml"
+    f.write_text("adam:\n  description: mine\n  source: me\n  set: {optimizer: adam}\n  tune: {lr: [0.1, 0.2]}\n"
+                 "wide:\n  description: w\n  source: s\n  set: {hidden: 64}\n  tune: {lr: 1..3}\n")
+    got = recipes.select(["adam", "wide"], f)
+    assert got[0].tune["lr"] == [0.1, 0.2] and got[0].description == "mine"
+    assert got[1].set == {"hidden": 64} and got[1].tune["lr"] == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("x:\n  set: {hiden: 3}\n", "recipe 'x': unknown key 'hiden' (did you mean 'hidden'?)"),
+        ("x:\n  set: {T: 3}\n", "recipe 'x' sets T; T is the axis"),
+        ("x:\n  tune: {lr: [0.1, -1]}\n", "recipe 'x': lr: expected a value > 0"),
+        ("x:\n  sett: {}\n", "recipe 'x' has unknown field 'sett'"),
+        ("x: 3\n", "recipe 'x' must be a mapping"),
+    ],
+)
+def test_a_bad_recipe_is_one_line(tmp_path, text, fragment):
+    f = tmp_path / "bad.yaml"
+    f.write_text(text)
+    with pytest.raises(BadInput, match=None) as info:
+        recipes.select(None, f)
+    assert fragment in str(info.value), str(info.value)
+
+
+def _jobs_and_results(outcomes: dict[int, bool]):
+    """A one-recipe compare spec over T = 1..5 and results where T learned per ``outcomes``."""
+    spec = compare.CompareSpec(recipes=[recipes.Recipe("r", "", "", {}, {"lr": [1.0, 3.0]})], T=[1, 2, 3, 4, 5], seeds=1)
+    s = spec.sweep_spec(spec.recipes[0])
+    jobs = plan.plan(s)
+    results = {}
+    for job in jobs:
+        if job.cfg.T in outcomes:
+            good = outcomes[job.cfg.T]
+            results[job.job_id] = {"status": "completed", "stop_reason": "converged", "steps_done": 100,
+                                   "best": {"val_acc": 1.0 if good else 0.5, "val_loss": 0.1, "step": 100},
+                                   "test": {"correct": 200 if good else 100, "n": 200}, "mechanism": {"label": "gradient"}}
+    return s, jobs, results
+
+
+def test_skip_rule_fires_after_two_consecutive_failures_only():
+    s, jobs, results = _jobs_and_results({1: True, 2: False, 3: True, 4: False})
+    assert compare.skip_reason(s, jobs, 5, results) is None  # 2 and 4 failed, but not in a row
+    s, jobs, results = _jobs_and_results({1: True, 2: False, 3: False})
+    assert compare.skip_reason(s, jobs, 4, results) == "not learned at two consecutive T before it (2 and 3)"
+    assert compare.skip_reason(s, jobs, 3, results) is None
+    # A T whose jobs are not all finished is not judged yet.
+    s, jobs, results = _jobs_and_results({1: False, 2: False})
+    del results[next(j.job_id for j in jobs if j.cfg.T == 2)]
+    assert compare.skip_reason(s, jobs, 3, results) is None
+
+
+@pytest.fixture(scope="module")
+def small_compare(tmp_path_factory):
+    from typer.testing import CliRunner
+
+    from frnn_cli.cli import app
+
+    runs = tmp_path_factory.mktemp("runs")
+    r = CliRunner().invoke(app, ["compare", "--recipes", "reference,adam", "T=1,2", "--seeds", "2", "--workers", "2",
+                                 "--runs-dir", str(runs), *SMALL])
+    expect_exit(r, 0)
+    return r, _one(runs, "compare")
+
+
+def test_compare_writes_every_file_and_prints_the_table(small_compare):
+    r, d = small_compare
+    for name in ("compare.yaml", "meta.json", "compare.csv", "summary.json", "plots/accuracy_vs_T.png",
+                 "plots/max_T.png", "plots/why.png"):
+        assert (d / name).is_file(), name
+    for recipe in ("reference", "adam"):
+        for name in ("sweep.yaml", "meta.json", "summary.json", "summary.csv", "plots/accuracy_vs_T.png"):
+            assert (d / "recipes" / recipe / name).is_file(), (recipe, name)
+    assert json.loads((d / "meta.json").read_text())["status"] == "completed"
+    assert "Which remedy carries the bit how far" in r.stdout and "max T (gradient)" in r.stdout, _msg(r)
+
+
+def test_compare_csv_matches_each_recipes_sweep_summary(small_compare):
+    _, d = small_compare
+    rows = list(csv.DictReader((d / "compare.csv").open()))
+    assert [(row["recipe"], row["T"]) for row in rows] == [("reference", "1"), ("reference", "2"), ("adam", "1"), ("adam", "2")]
+    summary = json.loads((d / "summary.json").read_text())
+    for row in rows:
+        s = json.loads((d / "recipes" / row["recipe"] / "summary.json").read_text())
+        srow = next(x for x in s["rows"] if str(x["T"]) == row["T"])
+        assert row["learned"] == str(srow["learned"]).lower()
+        assert row["seeds_better"] == f"{sum(srow['better_than_chance'])}/2"
+        assert row["chosen"] == f"lr={srow['lr']:g}"
+        assert summary["recipes"][row["recipe"]]["max_T"] == s["max_T"]
+
+
+def test_the_reference_row_is_frnn_sweep(small_compare, cli, tmp_path):
+    """The same protocol: the reference recipe's sweep equals frnn sweep with its grid, byte for byte."""
+    _, d = small_compare
+    lr = ",".join(f"{v:g}" for v in plan.DEFAULT_LR)
+    r = cli("sweep", "T=1,2", f"lr={lr}", "--seeds", "2", "--workers", "1", "--runs-dir", str(tmp_path), *SMALL)
+    expect_exit(r, 0)
+    assert (_one(tmp_path, "sweep") / "summary.csv").read_text() == (d / "recipes" / "reference" / "summary.csv").read_text()
+
+
+def test_resume_of_a_finished_compare_runs_nothing_and_gives_the_same_files(small_compare, cli):
+    _, d = small_compare
+    before = (d / "compare.csv").read_text()
+    job = next((d / "recipes" / "adam" / "jobs").iterdir())
+    (job / "summary.json").unlink()  # as if killed before this job finished
+    r = cli("compare", "--resume", str(d), "--workers", "1")
+    expect_exit(r, 0)
+    assert "1 of 48 jobs not done" in r.stdout, _msg(r)  # (8 + 4 lr) x 2 T x 2 seeds
+    assert (d / "compare.csv").read_text() == before
+
+
+def test_compare_refuses_lists_other_than_T(cli, tmp_path):
+    r = cli("compare", "lr=0.1,0.3", "--dry-run", "--runs-dir", str(tmp_path))
+    expect_exit(r, 2)
+    assert "a tuned grid belongs to a recipe" in r.stderr and not any(tmp_path.iterdir()), _msg(r)
+
+
+def test_dry_run_lists_the_plan(cli, tmp_path):
+    r = cli("compare", "--dry-run", "--runs-dir", str(tmp_path))
+    expect_exit(r, 0)
+    assert "Dry run (nothing is run): would launch 1215 jobs at most: 9 recipes" in r.stdout, _msg(r)
+    assert "T=1,2,3,4,5,10,20,50,100 x 3 seeds" in r.stdout and "Launching" not in r.stdout
+    assert not any(tmp_path.iterdir())
