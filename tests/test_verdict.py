@@ -158,3 +158,27 @@ def test_summary_csv_is_exactly_this():
         "learned_by_gradient,gradient_lr\n"
         f"2,1,lr=smallest,100;100,1,1,1;1,{p:.6g};{p:.6g},true;true,gradient;gradient,true,gradient,true,1\n"
     )
+
+
+def test_an_unlearned_axis_value_has_no_edge_and_the_answer_names_the_grid_tried():
+    from frnn_cli.cli.show import answer_lines
+
+    members = _members({
+        (2, 0.1): [_run(val_acc=0.9, correct=190, label="gradient")] * 3,
+        (2, 81.0): [_run(val_acc=1.0, correct=200, label="latch")] * 3,
+        (5, 0.1): [_run(val_acc=0.52, correct=101)] * 3,
+        (5, 81.0): [_run(val_acc=1.0, correct=200, label="latch")] * 3,
+        (6, 0.1): [_run(val_acc=0.53, correct=99)] * 3,
+        (6, 81.0): [_run(val_acc=0.51, correct=100)] * 3,
+    })
+    s = verdict.summarize("T", {"T": [2, 5, 6], "lr": [0.1, 81.0]}, 3, 0.01, members)
+    s["n_test"] = 200
+    assert [r["at_edge"] for r in s["rows"]] == [{"lr": "largest"}, {"lr": "largest"}, {}]
+    assert [line.replace("[bold]", "").replace("[/]", "") for line in answer_lines(s)] == [
+        "maximal T better than chance: 5 (every T from 2 up to 5 learned)",
+        "by gradient descent in its stable regime: 2",
+        "  T = 5 learned only by a weight blow-up into a latch (not by carrying the error back through time); "
+        "see README, 'How a network learned'",
+        "T = 6 not learned with any lr from 0.1 to 81 (the choice there is noise; a wider grid may change this)",
+        "note: the chosen lr was the largest of its grid at T = 2, 5 (learned there): the optimum may lie outside the grid",
+    ]

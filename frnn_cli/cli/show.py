@@ -97,12 +97,20 @@ def answer_lines(summary: dict[str, Any]) -> list[str]:
                 by_how.setdefault(r.get("how", "latch"), []).append(r[axis])
             for how, values in by_how.items():
                 lines.append(f"  {axis} = {compact(values)} learned {HOW_WORDS.get(how, how)}; see README, 'How a network learned'")
+    unlearned = [r[axis] for r in rows if not r["learned"]]
+    for key in summary["tuned"]:
+        values = [r[key] for r in rows if key in r]
+        grid = sorted({s["setting"][key] for s in summary.get("settings", []) if key in s["setting"]}, key=str)
+        numeric = [v for v in grid if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if unlearned and values and len(numeric) == len(grid) and len(numeric) > 1:
+            lines.append(f"{axis} = {compact(unlearned)} not learned with any {key} from {fmt(min(numeric))} to "
+                         f"{fmt(max(numeric))} (the choice there is noise; a wider grid may change this)")
     edges = summary.get("edges") or []
     for key in [k for k in summary["tuned"] if any(k in e for e in edges)]:
         for side in ("largest", "smallest"):
             at = [e[axis] for e in edges if e.get(key) == side]
             if at:
-                lines.append(f"note: the chosen {key} was the {side} of its grid at {axis} = {compact(at)}: "
+                lines.append(f"note: the chosen {key} was the {side} of its grid at {axis} = {compact(at)} (learned there): "
                              "the optimum may lie outside the grid")
     last = [e[axis] for e in edges if e.get("steps")]
     if last:

@@ -388,7 +388,8 @@ def judge_axis_value(candidates: list[tuple[dict, list[SeedResult]]], grid: dict
     dict: the chosen setting's tuned values; per seed "best_step", "test_acc", "p_value",
     "better_than_chance", "mechanism", "R_best", "jacobian_best", "best_job"; "val_acc",
     "val_loss", "test_acc_mean", "learned", "how" (the mechanism of most seeds that beat
-    chance, or "none"), "n_diverged", "at_edge" (tuned key -> "smallest"/"largest", and
+    chance, or "none"), "n_diverged", "at_edge" (for a learned axis value: tuned key ->
+    "smallest"/"largest"; and
     "steps" -> "last" when a seed that beat chance had its best checkpoint at its last
     update), and "gradient":
     {"learned", the tuned values chosen when only gradient-learned runs count, "best_job"}.
@@ -397,9 +398,10 @@ def judge_axis_value(candidates: list[tuple[dict, list[SeedResult]]], grid: dict
     better = [r.better for r in seeds]
     labels = [r.mechanism for r in seeds if r.better]
     how = max(set(labels), key=labels.count) if labels and learned(better) else "none"
-    edges: dict[str, str] = grid_edges(setting, grid, tuned)
-    # Only a seed that beat chance says anything with its best step: at chance the best
-    # validation accuracy is noise and lands on the last evaluation as often as on any other.
+    # Where nothing was learned the choice is noise (every setting sits at chance), and so
+    # is whether it lands on an edge; only a learned axis value's edges mean something.
+    edges: dict[str, str] = grid_edges(setting, grid, tuned) if learned(better) else {}
+    # Likewise a best step: at chance it lands on the last evaluation as often as on any other.
     if any(r.last_step and r.better for r in seeds):
         edges["steps"] = "last"
     g_setting, g_seeds = _choose([(s, [_gradient_only(r) for r in rs]) for s, rs in candidates])
