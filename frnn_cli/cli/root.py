@@ -90,6 +90,8 @@ from frnn_cli.cli import cmd_sweep  # noqa: E402
 app.command("sweep")(cmd_sweep.sweep_cmd)
 from frnn_cli.cli import cmd_vanishing  # noqa: E402
 app.command("vanishing")(cmd_vanishing.vanishing)
+from frnn_cli.cli import cmd_export  # noqa: E402
+app.command("export")(cmd_export.export_cmd)
 
 
 def _terminate(signum: int, frame: object) -> None:
