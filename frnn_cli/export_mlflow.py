@@ -56,7 +56,9 @@ import json
 import math
 import os
 import re
+import shutil
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -624,10 +626,6 @@ def _one_line(exc: BaseException) -> str:
     return text[:400] or type(exc).__name__
 
 
-def _chunks(items: list, n: int) -> list[list]:
-    return [items[i:i + n] for i in range(0, len(items), n)]
-
-
 class _Exporter:
     """Writes a tree of :class:`RunNode` into one MLflow experiment (see the module docstring)."""
 
@@ -653,13 +651,18 @@ class _Exporter:
                 return found
 
     def _log_batch(self, run_id: str, metrics: list = (), params: list = (), tags: list = ()) -> None:
-        # MLflow takes at most 1000 metrics and 100 params + tags per call.
-        for chunk in _chunks(list(params), 100):
-            self.client.log_batch(run_id, params=chunk)
-        for chunk in _chunks(list(tags), 100):
-            self.client.log_batch(run_id, tags=chunk)
-        for chunk in _chunks(list(metrics), 1000):
-            self.client.log_batch(run_id, metrics=chunk)
+        # As few calls as MLflow's limits allow (each call is a database commit): at most
+        # 1000 entities per call, of which at most 100 params and tags.
+        keyed = [("params", p) for p in params] + [("tags", t) for t in tags]
+        metrics = list(metrics)
+        while keyed or metrics:
+            batch: dict[str, list] = {"params": [], "tags": [], "metrics": []}
+            for kind, item in keyed[:100]:
+                batch[kind].append(item)
+            keyed = keyed[100:]
+            room = 1000 - len(batch["params"]) - len(batch["tags"])
+            batch["metrics"], metrics = metrics[:room], metrics[room:]
+            self.client.log_batch(run_id, **batch)
 
     def _tags(self, node: RunNode, parent_id: str | None) -> dict[str, str]:
         tags = {k: v[:8000] for k, v in node.tags.items()}
@@ -672,8 +675,14 @@ class _Exporter:
         return [self.Metric(k, v, timestamp, step) for k, v, step in points]
 
     def _finish(self, run_id: str, node: RunNode) -> None:
-        for path, folder in node.artifacts:
-            self.client.log_artifact(run_id, str(path), folder)
+        if node.artifacts:
+            # One call for all files: each call looks the run up in the store again.
+            with tempfile.TemporaryDirectory(prefix="frnn-export-") as tmp:
+                for path, folder in node.artifacts:
+                    target = Path(tmp, folder or "", path.name)
+                    target.parent.mkdir(exist_ok=True)
+                    shutil.copyfile(path, target)
+                self.client.log_artifacts(run_id, tmp)
         status = MLFLOW_STATUS.get(node.status, "FINISHED")
         if status == "RUNNING":
             self.client.update_run(run_id, status="RUNNING")
