@@ -213,8 +213,8 @@ def detect_kind(folder: Path) -> str:
     Raises
     ------
     BadInput
-        If ``folder`` is not a folder, is another kind of frnn run (vanishing), or holds none of
-        meta.json, compare.yaml, sweep.yaml, config.yaml.
+        If ``folder`` is not a folder, is another kind of frnn run (vanishing), or has neither a
+        meta.json with a kind nor compare.yaml, sweep.yaml or config.yaml with metrics.csv.
     """
     expected = "expected a train, sweep or compare run folder"
     if not folder.exists():
@@ -225,13 +225,15 @@ def detect_kind(folder: Path) -> str:
     kind = meta.get("kind") if isinstance(meta, dict) else None
     if kind in KINDS:
         return kind
+    if kind is None and (folder / "vanishing.csv").is_file():
+        kind = "vanishing"  # frnn vanishing writes no "kind" into its meta.json
     if kind is not None:
-        raise BadInput(f"RUN_DIR: {str(folder)!r} is a {kind!r} run; {expected}")
-    for name, guess in (("compare.yaml", "compare"), ("sweep.yaml", "sweep"), ("config.yaml", "train")):
-        if (folder / name).is_file():
+        raise BadInput(f"RUN_DIR: {str(folder)!r} is a {kind} run; {expected}")
+    for names, guess in ((("compare.yaml",), "compare"), (("sweep.yaml",), "sweep"), (("config.yaml", "metrics.csv"), "train")):
+        if all((folder / name).is_file() for name in names):
             return guess
-    raise BadInput(f"RUN_DIR: {str(folder)!r} is not an frnn run folder (no meta.json, config.yaml, "
-                   f"sweep.yaml or compare.yaml); {expected}")
+    raise BadInput(f"RUN_DIR: {str(folder)!r} is not an frnn run folder (no meta.json with a kind, no "
+                   f"compare.yaml, sweep.yaml, or config.yaml with metrics.csv); {expected}")
 
 
 def _fingerprint(*paths: Path) -> str:
@@ -525,6 +527,21 @@ def read_compare(folder: Path, run_id: str, skipped: list[tuple[str, str]]) -> R
     return node
 
 
+def frnn_run_id(folder: Path) -> str:
+    """The frnn run id of a folder: its name, prefixed by its sweep's or compare's when it is a
+    job (``<sweep>/jobs/<job>``) or a recipe (``<compare>/recipes/<recipe>``) of one.
+
+    A job or recipe folder exported on its own thus gets the same id it has inside its parent
+    (a job id such as ``T1_r0`` alone would repeat across sweeps).
+    """
+    folder = folder.resolve()
+    parts = [folder.name]
+    while folder.parent.name in ("jobs", "recipes") and (folder.parent.parent / "meta.json").is_file():
+        folder = folder.parent.parent
+        parts.insert(0, folder.name)
+    return "/".join(parts)
+
+
 def read_run_folder(folder: str | Path) -> ReadResult:
     """Read a train, sweep or compare folder into a tree of :class:`RunNode` (no MLflow needed).
 
@@ -536,7 +553,7 @@ def read_run_folder(folder: str | Path) -> ReadResult:
     """
     folder = Path(folder)
     kind = detect_kind(folder)
-    run_id = folder.resolve().name
+    run_id = frnn_run_id(folder)
     skipped: list[tuple[str, str]] = []
     if kind == "train":
         root = read_train(folder, run_id, run_id)
@@ -862,6 +879,7 @@ __all__ = [
     "detect_kind",
     "export_folder",
     "flatten_params",
+    "frnn_run_id",
     "import_mlflow",
     "read_run_folder",
     "sqlite_path",

@@ -25,7 +25,12 @@ def _msg(r):
     return f"exit {r.exit_code}\nexception: {r.exception!r}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
 
 
+def _needs_mlflow() -> None:
+    pytest.importorskip("mlflow", reason="MLflow is the optional extra frnn[mlflow]: pip install 'frnn[mlflow]'")
+
+
 def _run_sweep(runs: Path, *words: str) -> Path:
+    _needs_mlflow()  # no sweep to export without MLflow: skip before the seconds it takes
     r = CliRunner().invoke(app, ["sweep", *words, *TINY, "--runs-dir", str(runs)])
     assert r.exit_code == 0 and r.exception is None, _msg(r)
     (folder,) = [p for p in runs.iterdir() if "-sweep-" in p.name]
@@ -47,7 +52,7 @@ def sweep_b(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def empty_store(tmp_path_factory) -> Path:
     """An empty MLflow SQLite database, made once: creating its tables takes seconds, a copy does not."""
-    pytest.importorskip("mlflow", reason="MLflow is the optional extra frnn[mlflow]: pip install 'frnn[mlflow]'")
+    _needs_mlflow()
     from mlflow.tracking import MlflowClient
 
     db = tmp_path_factory.mktemp("store") / "empty.db"
@@ -144,21 +149,28 @@ def test_a_sweep_exports_as_a_parent_with_one_child_per_job(sweep_a, tmp_path, m
 
 
 def test_export_twice_adds_nothing_and_a_resumed_sweep_adds_only_its_new_job(sweep_a, tmp_path, mlflow_client):
+    # The sweep as Ctrl-C leaves it: one job killed mid-run (config.yaml and meta.json with
+    # status "running" only), no summary or plots, meta.json status "interrupted".
     sweep = tmp_path / sweep_a.name
     shutil.copytree(sweep_a, sweep)
-    # A job killed mid-run: its folder holds config.yaml and meta.json with status "running".
     killed = sweep / "jobs" / "T2_r1"
     for name in ("metrics.csv", "summary.json", "model.npz"):
         (killed / name).unlink()
-    meta = json.loads((killed / "meta.json").read_text())
-    (killed / "meta.json").write_text(json.dumps({**meta, "status": "running", "end_time": None}))
+    for path, status in ((killed / "meta.json", "running"), (sweep / "meta.json", "interrupted")):
+        meta = json.loads(path.read_text())
+        path.write_text(json.dumps({**meta, "status": status, "end_time": None}))
+    for name in ("summary.json", "summary.csv"):
+        (sweep / name).unlink()
+    shutil.rmtree(sweep / "plots")
     uri = _uri(tmp_path)
     first = export_folder(sweep, uri)
     assert len(first.created) == 4 and [s[0] for s in first.skipped] == [f"{sweep.name}/T2_r1"], first
+    client = mlflow_client(uri)
+    parent = client.get_run(first.root_run_id)
+    assert parent.info.status == "KILLED" and not any(k.startswith("per_T/") for k in parent.data.metrics), parent
 
     again = export_folder(sweep, uri)
     assert again.created == [] and again.updated == [] and len(again.unchanged) == 4, again
-    client = mlflow_client(uri)
     assert len(_runs(client, "frnn-sweep")) == 4
 
     r = CliRunner().invoke(app, ["sweep", "--resume", str(sweep), "--workers", "1"])
@@ -174,6 +186,12 @@ def test_export_twice_adds_nothing_and_a_resumed_sweep_adds_only_its_new_job(swe
         assert _history(client, new.info.run_id, col) == points, col
     summary = json.loads((sweep / "summary.json").read_text())
     assert _history(client, first.root_run_id, "per_T/val_acc") == [(r["T"], r["val_acc"]) for r in summary["rows"]]
+    parent = client.get_run(first.root_run_id)
+    assert parent.info.status == "FINISHED" and parent.data.tags["frnn.max_T"] == str(summary["max_T"]), parent
+    assert "summary.json" in _artifacts(client, first.root_run_id)
+    # A job exported on its own keeps the id it has in its sweep.
+    alone = export_folder(sweep / "jobs" / "T1_r0", uri)
+    assert alone.experiment_name == "frnn-train" and alone.created == [f"{sweep.name}/T1_r0"], alone
 
 
 def test_a_compare_exports_recipes_as_intermediate_parents(sweep_a, sweep_b, tmp_path, mlflow_client):
@@ -222,27 +240,35 @@ def test_cli_export_reports_counts_and_exits_0(sweep_b, tmp_path, mlflow_client)
         (lambda tmp: "sqlite://", "sweep", "in-memory SQLite store keeps nothing"),
         (lambda tmp: f"sqlite:///{tmp / 'm.db'}", "parent", "is not an frnn run folder"),
         (lambda tmp: f"sqlite:///{tmp / 'm.db'}", "missing", "does not exist"),
+        (lambda tmp: f"sqlite:///{tmp / 'm.db'}", "vanishing", "is a vanishing run"),
     ],
-    ids=["unknown-scheme", "sqlite-under-a-file", "not-a-database", "in-memory", "not-a-run-folder", "missing-folder"],
+    ids=["unknown-scheme", "sqlite-under-a-file", "not-a-database", "in-memory", "not-a-run-folder", "missing-folder",
+         "vanishing-folder"],
 )
 def test_bad_store_or_folder_is_one_line_and_exit_2(sweep_b, tmp_path, mlflow_client, make_uri, folder, expected):
     (tmp_path / "a_file").write_text("not a database, and not a folder either\n")
-    path = {"sweep": sweep_b, "parent": sweep_b.parent, "missing": tmp_path / "nope"}[folder]
+    paths = {"sweep": sweep_b, "parent": sweep_b.parent, "missing": tmp_path / "nope"}
+    if folder == "vanishing":
+        r = CliRunner().invoke(app, ["vanishing", "T=3", "n=4", "--runs-dir", str(tmp_path / "v")])
+        assert r.exit_code == 0 and r.exception is None, _msg(r)
+        (paths["vanishing"],) = (tmp_path / "v").iterdir()
+    path = paths[folder]
     r = CliRunner().invoke(app, ["export", str(path), "--mlflow", make_uri(tmp_path)])
     assert r.exit_code == 2 and isinstance(r.exception, SystemExit), _msg(r)
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], _msg(r)
 
 
-def test_without_mlflow_the_export_says_how_to_install_it(sweep_b):
+def test_without_mlflow_the_export_says_how_to_install_it(tmp_path):
     # sys.modules["mlflow"] = None makes `import mlflow` raise ImportError, as when it is absent.
+    # Runs with or without the extra; the missing extra is reported before the folder is read.
     code = ("import sys; sys.modules['mlflow'] = None; sys.argv = ['frnn'] + sys.argv[1:]; "
             "from frnn_cli.cli import main; main()")
-    p = subprocess.run([sys.executable, "-c", code, "export", str(sweep_b), "--mlflow", "sqlite:///unused.db"],
-                       capture_output=True, text=True, timeout=120, cwd=sweep_b.parent)
+    p = subprocess.run([sys.executable, "-c", code, "export", str(tmp_path), "--mlflow", "sqlite:///unused.db"],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert p.returncode == 2, p
     assert p.stderr.strip() == "error: --mlflow needs MLflow, which is not installed: pip install 'frnn[mlflow]'", p
-    assert not (sweep_b.parent / "unused.db").exists()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_training_and_help_never_import_mlflow():
