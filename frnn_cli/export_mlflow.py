@@ -345,6 +345,17 @@ def read_train(folder: Path, run_id: str, root_id: str, name: str | None = None)
     Params come from config.yaml, metrics from every row of metrics.csv (step = the "step"
     column, empty cells left out) and from summary.json (:data:`SUMMARY_METRICS`, step 0).
 
+    Parameters
+    ----------
+    folder : Path
+        The run folder (config.yaml, meta.json, metrics.csv, summary.json, plots/).
+    run_id : str
+        Its frnn run id (tag ``frnn.run_id``).
+    root_id : str
+        The run id of the exported folder it belongs to (tag ``frnn.root_id``).
+    name : str, optional
+        MLflow run name; default the folder name.
+
     Raises
     ------
     BadInput
@@ -427,7 +438,17 @@ def read_sweep(folder: Path, run_id: str, root_id: str, name: str | None = None,
     """A sweep folder as a parent :class:`RunNode` with one child per finished job folder.
 
     Job folders that did not finish (see :func:`_job_problem`) or cannot be read are appended
-    to ``skipped`` with a reason instead.
+    to ``skipped`` with a reason instead. A sweep without summary.json (interrupted or still
+    running) gets no metrics; its jobs are exported all the same.
+
+    Parameters
+    ----------
+    folder : Path
+        The sweep folder (sweep.yaml, meta.json, summary.json, plots/, jobs/<job id>/).
+    run_id, root_id, name
+        As for :func:`read_train`; the jobs get the ids ``<run_id>/<job id>``.
+    skipped : list, optional
+        Receives (frnn run id, reason) for every job folder left out.
 
     Raises
     ------
@@ -489,6 +510,16 @@ def read_compare(folder: Path, run_id: str, skipped: list[tuple[str, str]]) -> R
     Every run below the compare is tagged ``frnn.recipe``. The compare's metrics are
     ``max_T/<recipe>`` and ``max_T_contiguous/<recipe>`` from its summary.json, or from the
     recipe's own sweep summary.json where the compare's does not give them.
+
+    Parameters
+    ----------
+    folder : Path
+        The compare folder (compare.yaml, meta.json, summary.json, compare.csv, plots/,
+        recipes/<recipe>/ each a sweep folder).
+    run_id : str
+        Its frnn run id; recipes get ``<run_id>/<recipe>``, their jobs ``<run_id>/<recipe>/<job id>``.
+    skipped : list
+        Receives (frnn run id, reason) for every job folder left out.
 
     Raises
     ------
@@ -668,8 +699,8 @@ class _Exporter:
                 return found
 
     def _log_batch(self, run_id: str, metrics: list = (), params: list = (), tags: list = ()) -> None:
-        # As few calls as MLflow's limits allow (each call is a database commit): at most
-        # 1000 entities per call, of which at most 100 params and tags.
+        # As few calls as MLflow's limits allow: at most 1000 entities per call, of which at
+        # most 100 params and tags.
         keyed = [("params", p) for p in params] + [("tags", t) for t in tags]
         metrics = list(metrics)
         while keyed or metrics:
