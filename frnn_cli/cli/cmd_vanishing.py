@@ -200,7 +200,7 @@ def vanishing(
     network = _network_text(cfg, run)
 
     folder = new_run_dir(runs_dir, "vanishing")
-    meta = base_meta(cfg.seed)
+    meta = {"kind": "vanishing", **base_meta(cfg.seed)}
     meta.update(network=network, source_run=str(run.resolve()) if run is not None else None, T=cfg.T, n=cfg.n)
     atomic_write_text(folder / "config.yaml", config.dump_yaml(cfg))
     atomic_write_json(folder / "meta.json", meta)

@@ -117,6 +117,8 @@ from frnn_cli.cli import cmd_compare  # noqa: E402
 app.command("compare", cls=FrnnCommand)(cmd_compare.compare_cmd)
 from frnn_cli.cli import cmd_vanishing  # noqa: E402
 app.command("vanishing", cls=FrnnCommand)(cmd_vanishing.vanishing)
+from frnn_cli.cli import cmd_export  # noqa: E402
+app.command("export", cls=FrnnCommand)(cmd_export.export_cmd)
 
 
 def _terminate(signum: int, frame: object) -> None:
