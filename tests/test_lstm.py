@@ -392,8 +392,7 @@ def test_lstm_jacobians_match_finite_differences(seed, scale):
     np.testing.assert_array_equal(M[0], np.broadcast_to(np.eye(2 * I), M[0].shape))
     norms = vanishing.lstm_jacobian_norms(params, x)
     t, b = 6, 1
-    expect = {"state": M[t, b], "aa": M[t, b, :I, :I], "ac": M[t, b, :I, I:], "ca": M[t, b, I:, :I],
-              "cc": M[t, b, I:, I:]}
+    expect = {"state": M[t, b], "aa": M[t, b, :I, :I], "ac": M[t, b, :I, I:], "cc": M[t, b, I:, I:]}
     for k, m in expect.items():
         assert norms[k][t, b] == pytest.approx(np.linalg.svd(m, compute_uv=False)[0], rel=1e-12), k
     f = st_.gate("f")[1 : t + 1, b]  # f(2) .. f(t+1)
