@@ -99,8 +99,12 @@ def evaluate(net: LSTMNetwork, rng: np.random.Generator, T: int) -> tuple[int, f
 
 
 def run(seed: int, T: int, hidden: int, optimizer: str, lr: float, batch: int, max_sequences: int,
-        check_every: int, init_scale: float, forget_bias: float, clip: float | None, progress: int = 0) -> dict:
-    """Train one network; return the sequence counts at ST1 and ST2 (None if not reached)."""
+        check_every: int, init_scale: float, forget_bias: float, clip: float | None, progress: int = 0,
+        save: str | None = None) -> dict:
+    """Train one network; return the sequence counts at ST1 and ST2 (None if not reached).
+
+    With ``save`` (a folder), the final parameters go to ``<save>/lstm_T<T>_seed<seed>.npz``.
+    """
     ss_init, ss_train, ss_test = np.random.SeedSequence([seed, T]).spawn(3)
     net = LSTMNetwork(1, hidden, 1, rng=np.random.default_rng(ss_init), init_scale=init_scale,
                       forget_bias=forget_bias)
@@ -132,6 +136,8 @@ def run(seed: int, T: int, hidden: int, optimizer: str, lr: float, batch: int, m
                 if st1 is None:
                     st1 = seen
                 break
+    if save:
+        np.savez(os.path.join(save, f"lstm_T{T}_seed{seed}.npz"), **net.params)
     return {"seed": seed, "T": T, "st1": st1, "st2": st2, "sequences": seen, "updates": seen // batch,
             "seconds": time.perf_counter() - t0}
 
@@ -177,12 +183,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--progress", type=int, default=0, metavar="N",
                     help="print the test result of every N-th check to stderr (default 0: never)")
     ap.add_argument("--json", metavar="FILE", help="also write the runs to FILE")
+    ap.add_argument("--save", metavar="DIR", help="save each run's final parameters to DIR/lstm_T<T>_seed<s>.npz")
     args = ap.parse_args(argv)
     for name in ("seeds", "hidden", "batch", "max_sequences", "check_every"):
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if not args.lr > 0:
         ap.error(f"--lr must be > 0, got {args.lr}")
+    if args.save and not os.path.isdir(args.save):
+        ap.error(f"--save {args.save}: not a folder")
 
     Ts = args.grid or [args.T]
     seeds = range(args.first_seed, args.first_seed + args.seeds)
@@ -193,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     for T in Ts:
         for seed in seeds:
             r = run(seed, T, args.hidden, args.optimizer, args.lr, args.batch, args.max_sequences,
-                    args.check_every, args.init_scale, args.forget_bias, args.clip, args.progress)
+                    args.check_every, args.init_scale, args.forget_bias, args.clip, args.progress, args.save)
             runs.append(r)
             fmt = lambda v: f"{v:,}" if v is not None else "-"  # noqa: E731
             print(f"  T={T:<4d} seed={seed}: ST1 {fmt(r['st1']):>9}  ST2 {fmt(r['st2']):>9}  "

@@ -55,10 +55,13 @@ every block operation of a step is one contiguous slice:
 The logistic function is evaluated as sigma(s) = (1 + tanh(s / 2)) / 2: the o, i, f rows of
 [R | W | b] are halved once per call (exact in binary floating point). The input term is not
 computed separately: the state column of step t is [a(t-1); x(t); 1], so one GEMM with
-[R | W | b] gives s(t), and one GEMM over all T * B columns after the loop gives dR, dW and
-db together. Per step the forward pass makes 8 NumPy calls and the backward pass 5 (one GEMM
-each). float64 by default; float32 stays float32 throughout (Python-float constants do not
-upcast under NumPy's promotion rules). NumPy only; no I/O.
+[R | W | b] gives s(t), and one GEMM gives dR, dW and db together. Per step the forward pass
+makes 8 NumPy calls and the backward pass 5 (one GEMM each). The backward pass works in
+chunks of about 256 columns (steps x sequences): the derivative factors of a chunk are
+computed for all its steps at once, and its share of [dR | dW | db] is one GEMM; nothing but
+the outputs is allocated at full size (see :func:`backward` for why). float64 by default;
+float32 stays float32 throughout (Python-float constants do not upcast under NumPy's
+promotion rules). NumPy only; no I/O.
 """
 
 from __future__ import annotations
