@@ -47,7 +47,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from frnn_cli.data import sample_batch  # noqa: E402
-from frnn_cli.lstm import PARAM_NAMES, LSTMNetwork  # noqa: E402
+from frnn_cli.lstm import PARAM_NAMES, LSTMNetwork, gate_rows  # noqa: E402
 
 PAPER_ST1, PAPER_ST2 = 58_370, 64_330
 N_TEST = 256
@@ -100,14 +100,18 @@ def evaluate(net: LSTMNetwork, rng: np.random.Generator, T: int) -> tuple[int, f
 
 def run(seed: int, T: int, hidden: int, optimizer: str, lr: float, batch: int, max_sequences: int,
         check_every: int, init_scale: float, forget_bias: float, clip: float | None, progress: int = 0,
-        save: str | None = None) -> dict:
+        save: str | None = None, gate_bias: dict[str, list[float]] | None = None) -> dict:
     """Train one network; return the sequence counts at ST1 and ST2 (None if not reached).
 
     With ``save`` (a folder), the final parameters go to ``<save>/lstm_T<T>_seed<seed>.npz``.
+    ``gate_bias`` maps "i" / "o" to initial biases for that gate's cells, repeated as needed
+    (the paper starts its three blocks' input gates at -1, -3, -5 and output gates at -2, -4, -6).
     """
     ss_init, ss_train, ss_test = np.random.SeedSequence([seed, T]).spawn(3)
     net = LSTMNetwork(1, hidden, 1, rng=np.random.default_rng(ss_init), init_scale=init_scale,
                       forget_bias=forget_bias)
+    for gate, values in (gate_bias or {}).items():
+        net.b[gate_rows(gate, hidden)] = np.resize(np.asarray(values, dtype=float), hidden)
     train_rng, test_rng = np.random.default_rng(ss_train), np.random.default_rng(ss_test)
     opt = SGD(lr) if optimizer == "sgd" else Adam(lr)
     params = net.params
@@ -162,6 +166,13 @@ def _ints(text: str) -> list[int]:
     return vals
 
 
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description="Count training sequences until the LSTM paper's ST1 / ST2 criteria on frnn's task.",
@@ -180,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--init-scale", type=float, default=0.1, help="weights U(-s, s) (default 0.1, the paper's)")
     ap.add_argument("--forget-bias", type=float, default=1.0)
     ap.add_argument("--clip", type=float, default=None, help="global gradient-norm clip (default none)")
+    ap.add_argument("--input-bias", type=_floats, help="initial input-gate biases, cycled over the cells (paper: -1,-3,-5)")
+    ap.add_argument("--output-bias", type=_floats, help="initial output-gate biases, cycled (paper: -2,-4,-6)")
     ap.add_argument("--progress", type=int, default=0, metavar="N",
                     help="print the test result of every N-th check to stderr (default 0: never)")
     ap.add_argument("--json", metavar="FILE", help="also write the runs to FILE")
@@ -196,13 +209,15 @@ def main(argv: list[str] | None = None) -> int:
     Ts = args.grid or [args.T]
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     print(f"# LSTM I={args.hidden}, {args.optimizer} lr={args.lr:g}, batch {args.batch}, init U(+-{args.init_scale:g}), "
-          f"forget bias {args.forget_bias:g}, clip {args.clip}; ST1/ST2 checked every {args.check_every} sequences "
+          f"forget bias {args.forget_bias:g}, input-gate bias {args.input_bias}, output-gate bias {args.output_bias}, "
+          f"clip {args.clip}; ST1/ST2 checked every {args.check_every} sequences "
           f"on {N_TEST} fresh sequences; at most {args.max_sequences:,} sequences", flush=True)
     runs = []
     for T in Ts:
         for seed in seeds:
             r = run(seed, T, args.hidden, args.optimizer, args.lr, args.batch, args.max_sequences,
-                    args.check_every, args.init_scale, args.forget_bias, args.clip, args.progress, args.save)
+                    args.check_every, args.init_scale, args.forget_bias, args.clip, args.progress, args.save,
+                    {k: v for k, v in (("i", args.input_bias), ("o", args.output_bias)) if v})
             runs.append(r)
             fmt = lambda v: f"{v:,}" if v is not None else "-"  # noqa: E731
             print(f"  T={T:<4d} seed={seed}: ST1 {fmt(r['st1']):>9}  ST2 {fmt(r['st2']):>9}  "

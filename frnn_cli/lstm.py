@@ -269,7 +269,8 @@ def run_forward(params: dict[str, np.ndarray], x: np.ndarray, keep: bool = True)
     x : ndarray (B, T, D), batch-major inputs
     keep : bool, default True
         With False, the gates and cells of only the last step are kept (``G`` then holds
-        2 blocks used in turn, c(T) in G[T % 2][4I:]); a(t) is kept for all t either way.
+        2 blocks used in turn, c(T) in G[T % 2][4I:], and ``TC`` one); a(t) is kept for all
+        t either way. The views of :class:`States` (``gate``, ``c``) need ``keep=True``.
 
     Returns
     -------
