@@ -31,20 +31,25 @@ def _bytes(p):
 # ------------------------------------------------------------------ stacked forward pass
 
 
+# Agreement to rounding is only a fair demand where rounding errors cannot grow: with
+# every |R_ij| <= r, ||R||_2 <= I r, so for I r < 1 (and |tanh'| <= 1) each step is a
+# contraction. With 32 hidden units and r = 1 the recurrence is chaotic: a change of 1e-14
+# at t = 50 moves z(100) by ~1e-7, so there two implementations agree only if they round
+# alike (the stacked pass and the model happen to, on this machine; see the module notes).
 @settings(max_examples=30, deadline=None)
 @given(
     seed=st.integers(0, 2**32 - 1),
     N=st.integers(1, 6),
     S=st.integers(1, 5),
-    T=st.integers(1, 30),
+    T=st.integers(1, 40),
     D=st.integers(1, 3),
     I=st.integers(1, 8),
     K=st.integers(1, 3),
-    scale=st.sampled_from([0.1, 1.0, 3.0]),
+    contraction=st.floats(0.1, 0.95),
 )
-def test_stacked_logits_match_the_model_per_candidate(seed, N, S, T, D, I, K, scale):
+def test_stacked_logits_match_the_model_per_candidate(seed, N, S, T, D, I, K, contraction):
     rng = np.random.default_rng(seed)
-    stack = guess.draw_trials(0, N, seed, D, I, K, "uniform", scale)
+    stack = guess.draw_trials(0, N, seed, D, I, K, "uniform", contraction / I)
     x = rng.normal(size=(S, T, D))
     z = guess.stacked_logits(stack, x)
     assert z.shape == (N, S, K)
@@ -54,15 +59,28 @@ def test_stacked_logits_match_the_model_per_candidate(seed, N, S, T, D, I, K, sc
         assert err <= 1e-12 * max(1.0, np.abs(ref).max()), (j, err, z[j], ref)
 
 
-@pytest.mark.parametrize("T", [1, 2, 100])
+@pytest.mark.parametrize("scale", [1.0, 10.0, 100.0])
+def test_stacked_logits_at_t1_match_the_model_at_any_scale(scale):
+    x, _ = sample_batch(np.random.default_rng(2), 32, 1)
+    stack = guess.draw_trials(0, 5, 4, 1, 32, 1, "uniform", scale)
+    z = guess.stacked_logits(stack, x)
+    for j in range(5):
+        ref = _model_logits(guess.unstack(stack, j), x)
+        assert np.abs(z[j] - ref).max() <= 1e-12 * np.abs(ref).max(), (j, z[j], ref)
+
+
+@pytest.mark.parametrize("T", [2, 100])
 def test_stacked_logits_on_the_task_match_the_model_and_not_depend_on_the_block(T):
     x, _ = sample_batch(np.random.default_rng(3), 64, T)
-    stack = guess.draw_trials(0, 9, 11, 1, 5, 1, "uniform", 1.0)
+    stack = guess.draw_trials(0, 9, 11, 1, 5, 1, "uniform", 0.18)  # I r = 0.9: contracting
     z = guess.stacked_logits(stack, x)
     for j in range(9):
         ref = _model_logits(guess.unstack(stack, j), x)
         np.testing.assert_allclose(z[j], ref, rtol=0, atol=1e-12 * max(1.0, np.abs(ref).max()))
-    # Each candidate's arithmetic is its own: any grouping gives the same bits.
+    # Each candidate's arithmetic is its own: any grouping gives the same bits, even for
+    # the guessing setting r = 1 where the recurrence may be chaotic.
+    stack = guess.draw_trials(0, 9, 11, 1, 5, 1, "uniform", 1.0)
+    z = guess.stacked_logits(stack, x)
     for block in (1, 4):
         assert guess.stacked_logits(stack, x, block=block).tobytes() == z.tobytes(), block
 
