@@ -22,7 +22,7 @@ units, K outputs.
 Stacked forward pass. N candidates run at once on the same S sequences; the state is
 held as (N, I, S), time-major over the loop, so each step is one batched product
 R a(t-1) over all candidates (``np.matmul``: one GEMM of (I, I) x (I, S) per candidate,
-looped in C), the input term W x(t) (one broadcast multiply for D = 1), one add and
+looped in C), the input term W x(t) (one GEMM (N I, D) x (D, S): x(t) is shared), one add and
 ``np.tanh`` in place -- 4 NumPy calls per step whatever N is. In a one-off timing while
 writing this module, the batched product R a ran 1.0-1.4x faster with the state as
 (N, I, S) than as (N, S, I). Candidates are processed in blocks whose state stays near
@@ -164,20 +164,17 @@ def _block_logits(p: dict[str, np.ndarray], xT: np.ndarray) -> np.ndarray:
     T, _, S = xT.shape
     a = np.empty((N, I, S), dtype=xT.dtype)  # a(t), overwritten in place each step
     Ra = np.empty_like(a)  # R a(t-1)
-    matmul, multiply, add, tanh = np.matmul, np.multiply, np.add, np.tanh
-    # W x(t): for D = 1 an outer product, a broadcast multiply (N, I, 1) x (1, S); it is
-    # also bit-identical to the model's np.dot, where each entry is a single product.
-    if D == 1:
-        def input_term(t: int, out: np.ndarray) -> None:
-            multiply(W, xT[t], out=out)
-    else:
-        def input_term(t: int, out: np.ndarray) -> None:
-            matmul(W, xT[t], out=out)
-    input_term(0, a)  # a(0) = 0, so s(1) = W x(1)
+    # W x(t) for all candidates at once: x(t) is shared, so it is one GEMM
+    # (N I, D) x (D, S) written straight into a; for D = 1 an outer product, each entry a
+    # single product as in the model. np.dot on the 2-D views beat a broadcast multiply
+    # (1.4-1.5x on this step) and matmul's batched K = 1 products (4-7x) when measured.
+    W2, a2 = W.reshape(N * I, D), a.reshape(N * I, S)
+    matmul, dot, add, tanh = np.matmul, np.dot, np.add, np.tanh
+    dot(W2, xT[0], a2)  # a(0) = 0, so s(1) = W x(1)
     tanh(a, out=a)
     for t in range(1, T):
         matmul(R, a, out=Ra)
-        input_term(t, a)  # a(t-1) is no longer needed
+        dot(W2, xT[t], a2)  # W x(t); a(t-1) is no longer needed
         add(a, Ra, out=a)
         tanh(a, out=a)
     return matmul(V, a)  # (N, K, S)
