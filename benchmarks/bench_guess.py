@@ -154,7 +154,8 @@ def main() -> None:
                 r = run_chunks(T, I, args.S, args.trials, args.chunks, args.repeats)
                 print(f"| {T} | {I} | " + " | ".join(f"{r[c]:,.0f}" for c in args.chunks) + " |", flush=True)
         return
-    print("| T | I | stacked eval | per-trial eval | ratio (p10-p90) | stacked draw+eval | per-trial draw+eval | ratio (p10-p90) |")
+    print("| T | I | stacked eval | per-trial eval | ratio (p10-p90) "
+          "| stacked draw+eval | per-trial draw+eval | ratio (p10-p90) |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for T in args.T:
         for I in args.I:

@@ -202,9 +202,10 @@ def trial_seed(seed: int | np.random.SeedSequence, k: int) -> np.random.SeedSequ
     """The seed of trial k: the k-th child of ``seed``'s spawn tree.
 
     ``SeedSequence(entropy=seed, spawn_key=(k,))`` for an int seed, which is what
-    ``SeedSequence(seed).spawn(k + 1)[k]`` returns; for a SeedSequence ``ss`` (e.g. the
-    "init" stream of :func:`frnn_cli.train.streams`) the key is ``ss.spawn_key + (k,)``,
-    again the k-th child of a fresh ``ss.spawn``. Children of one parent are independent
+    ``SeedSequence(seed).spawn(k + 1)[k]`` returns; for a SeedSequence ``ss`` (e.g.
+    ``SeedSequence(cfg.seed).spawn(4)[0]``, the seed of the "init" stream of
+    :func:`frnn_cli.train.streams`) the key is ``ss.spawn_key + (k,)``, again the k-th
+    child of a fresh ``ss.spawn``. Children of one parent are independent
     streams (NumPy's SeedSequence design).
 
     Parameters
