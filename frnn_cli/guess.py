@@ -1,0 +1,521 @@
+"""Random weight guessing: draw whole networks at random until one solves the screening set.
+
+Schmidhuber, Hochreiter & Bengio (2001), "Evaluating benchmark problems by random
+guessing" (in Kolen & Kremer, eds., *A Field Guide to Dynamical Recurrent Networks*),
+argue that a long-time-lag benchmark only shows something about a learning algorithm if
+it cannot be solved faster by the loop
+
+    REPEAT draw every weight at random; test the network UNTIL it solves the task
+
+and report that the latch problem of Bengio, Simard & Frasconi (1994) falls to it within
+6 trials on average (their latch variant I), against 1,600 for the gradient-based
+methods studied there. This module is that loop for frnn's fully
+recurrent network (no biases), with the same initialisation distributions as
+:func:`frnn_cli.model.init_params`. The default criterion is the LSTM paper's ST1
+(Hochreiter & Schmidhuber 1997, "Long Short-Term Memory", Experiment 3a): none of 256
+screening sequences misclassified, where a sequence counts as class 1 when its logit
+z(T) > 0 (the rule of :func:`frnn_cli.train.evaluate`).
+
+Letters: N candidate networks, S screening sequences, T time steps, D inputs, I hidden
+units, K outputs.
+
+Stacked forward pass. N candidates run at once on the same S sequences; the state is
+held as (N, I, S), time-major over the loop, so each step is one batched product
+R a(t-1) over all candidates (``np.matmul``: one GEMM of (I, I) x (I, S) per candidate,
+looped in C), the input term W x(t) (one GEMM (N I, D) x (D, S): x(t) is shared), one add and
+``np.tanh`` in place -- 4 NumPy calls per step whatever N is. In a one-off timing while
+writing this module, the batched product R a ran 1.0-1.4x faster with the state as
+(N, I, S) than as (N, S, I). Candidates are processed in blocks whose state stays near
+:data:`STATE_BYTES`, so memory does not grow with N. Stacking saves NumPy call overhead,
+not arithmetic: at S = 256 a single candidate's forward pass is already batched over the
+sequences, so the gain is largest for small I and small T (benchmarks/README.md).
+
+Rounding and chaos. With weights of order 1 the recurrence can be chaotic: for 32 hidden
+units and U(-1, 1) weights a change of 1e-14 in x at t = 50 moved z(100) by ~3e-7
+(measured), so at long T two implementations agree only if they round alike. This pass
+keeps the model's operations in the model's order (W x(t) by itself, then + R a(t-1),
+then tanh), and on this project's machine it reproduces ``run_forward`` bit for bit in
+the recurrence; folding W x(t) into the GEMM as an extra column of R would save one pass
+(1.0-1.3x, measured) but gave logits 1e-2 apart at T = 100 in that setting. A winner
+classifies all screening sequences by a margin, so the search's outcome does not hinge
+on rounding; a failing chaotic candidate's logits are not reproducible across BLAS
+builds and nothing depends on them.
+
+Reproducible, re-drawable trials. Trial k (k = 0, 1, 2, ...) draws its weights from
+``np.random.default_rng(trial_seed(seed, k))``, with
+``trial_seed(seed, k) = SeedSequence(entropy=seed, spawn_key=(k,))`` -- the k-th child
+of ``SeedSequence(seed).spawn`` -- in the order and with the distributions of
+``init_params``. So a run's winner can be re-drawn from (seed, k) alone
+(:func:`draw_trial`), and the result of :func:`search` does not depend on how trials are
+grouped into chunks.
+
+NumPy only: no printing, no files; progress goes to an optional callback.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from frnn_cli.errors import BadInput
+from frnn_cli.model import PARAM_NAMES, init_params
+
+#: Target size in bytes of one block's hidden state (N, I, S) in :func:`stacked_logits`;
+#: one more buffer of this size (R a) is live. Measured on this project's machine (AMD EPYC,
+#: 1 MiB L2 per core; benchmarks/bench_guess.py --chunks): blocks of 256-512 KiB run
+#: 1.1-1.5x faster than blocks of 2-8 MiB, whose two buffers no longer fit in L2.
+STATE_BYTES = 256 * 2**10
+
+#: Default number of trials drawn and judged per step of :func:`search` (one history row
+#: each). It bounds the trials evaluated past the winner; the result does not depend on it.
+CHUNK = 64
+
+#: Default number of screening sequences (the LSTM paper's ST1 test set size).
+N_SCREEN = 256
+
+
+def block_size(S: int, I: int, itemsize: int = 8) -> int:
+    """Candidates per block so that one block's state (N, I, S) is about STATE_BYTES.
+
+    Parameters
+    ----------
+    S, I : int
+        Screening sequences and hidden units, >= 1.
+    itemsize : int
+        Bytes per value (8 for float64, 4 for float32).
+
+    Returns
+    -------
+    int, >= 1.
+    """
+    return max(1, STATE_BYTES // (S * I * itemsize))
+
+
+def _check_stack(params: dict[str, np.ndarray]) -> tuple[int, int, int, int]:
+    W, R, V = params["W"], params["R"], params["V"]
+    if W.ndim != 3 or R.ndim != 3 or V.ndim != 3:
+        raise ValueError(
+            f"stacked params need W (N, I, D), R (N, I, I), V (N, K, I); got {W.shape}, {R.shape}, {V.shape}"
+        )
+    N, I, D = W.shape
+    K = V.shape[1]
+    if R.shape != (N, I, I) or V.shape != (N, K, I):
+        raise ValueError(f"R must be (N, I, I)=({N}, {I}, {I}) and V (N, K, I)=({N}, K, {I}); got {R.shape}, {V.shape}")
+    return N, I, D, K
+
+
+def stacked_logits(params: dict[str, np.ndarray], x: np.ndarray, block: int | None = None) -> np.ndarray:
+    """Logits z(T) = V a(T) of N candidate networks on the same S sequences, at once.
+
+    For every candidate n, with a(0) = 0 and t = 1..T::
+
+        a_n(t) = tanh(W_n x(t) + R_n a_n(t-1)),    z_n(T) = V_n a_n(T)
+
+    the recurrence of :func:`frnn_cli.model.run_forward`, evaluated for all candidates
+    of a block with one batched matmul per time step (see the module notes). Equal to
+    ``FullyRecurrentNetwork.logits`` per candidate up to rounding (bit for bit in the
+    recurrence on this project's machine); where a candidate's dynamics are chaotic,
+    rounding differences grow with T (module notes).
+
+    Parameters
+    ----------
+    params : dict
+        "W" (N, I, D), "R" (N, I, I), "V" (N, K, I), float arrays.
+    x : ndarray (S, T, D)
+        Batch-major task sequences, T >= 1.
+    block : int or None
+        Candidates run together; default :func:`block_size` (S, I), about
+        :data:`STATE_BYTES` of state. A candidate's logits do not depend on it (each
+        candidate's products are separate GEMM calls of the same shape).
+
+    Returns
+    -------
+    z : ndarray (N, S, K), dtype ``np.result_type`` of the parameters and x.
+
+    Raises
+    ------
+    ValueError
+        If the shapes of the parameters and x do not fit together.
+    """
+    N, I, D, K = _check_stack(params)
+    x = np.asarray(x)
+    if x.ndim != 3 or x.shape[2] != D or x.shape[1] < 1:
+        raise ValueError(f"x must have shape (S, T >= 1, D={D}), got {x.shape}")
+    S, T, _ = x.shape
+    dt = np.result_type(params["W"], params["R"], params["V"], x)
+    xT = np.ascontiguousarray(x.transpose(1, 2, 0), dtype=dt)  # (T, D, S)
+    z = np.empty((N, S, K), dtype=dt)
+    nb = block_size(S, I, dt.itemsize) if block is None else max(1, int(block))
+    for n0 in range(0, N, nb):
+        n1 = min(N, n0 + nb)
+        block = {k: np.ascontiguousarray(params[k][n0:n1], dtype=dt) for k in PARAM_NAMES}
+        z[n0:n1] = _block_logits(block, xT).transpose(0, 2, 1)
+    return z
+
+
+def _block_logits(p: dict[str, np.ndarray], xT: np.ndarray) -> np.ndarray:
+    """z (N, K, S) for one block of contiguous stacked params and xT (T, D, S)."""
+    W, R, V = p["W"], p["R"], p["V"]
+    N, I, D = W.shape
+    T, _, S = xT.shape
+    a = np.empty((N, I, S), dtype=xT.dtype)  # a(t), overwritten in place each step
+    Ra = np.empty_like(a)  # R a(t-1)
+    # W x(t) for all candidates at once: x(t) is shared, so it is one GEMM
+    # (N I, D) x (D, S) written straight into a; for D = 1 an outer product, each entry a
+    # single product as in the model. np.dot on the 2-D views beat a broadcast multiply
+    # (1.4-1.5x on this step) and matmul's batched K = 1 products (4-7x) when measured.
+    W2, a2 = W.reshape(N * I, D), a.reshape(N * I, S)
+    matmul, dot, add, tanh = np.matmul, np.dot, np.add, np.tanh
+    dot(W2, xT[0], a2)  # a(0) = 0, so s(1) = W x(1)
+    tanh(a, out=a)
+    for t in range(1, T):
+        matmul(R, a, out=Ra)
+        dot(W2, xT[t], a2)  # W x(t); a(t-1) is no longer needed
+        add(a, Ra, out=a)
+        tanh(a, out=a)
+    return matmul(V, a)  # (N, K, S)
+
+
+def count_correct(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Correctly classified sequences per candidate.
+
+    A sequence is correct when every output's class, z > 0 <=> target 1, matches its
+    target (for K = 1 the rule of :func:`frnn_cli.train.evaluate`).
+
+    Parameters
+    ----------
+    z : ndarray (N, S, K), logits
+    y : ndarray (S, K), targets 0.0 or 1.0
+
+    Returns
+    -------
+    ndarray (N,), int64.
+    """
+    return np.count_nonzero(((z > 0.0) == (y > 0.5)).all(axis=2), axis=1)
+
+
+def trial_seed(seed: int | np.random.SeedSequence, k: int) -> np.random.SeedSequence:
+    """The seed of trial k: the k-th child of ``seed``'s spawn tree.
+
+    ``SeedSequence(entropy=seed, spawn_key=(k,))`` for an int seed, which is what
+    ``SeedSequence(seed).spawn(k + 1)[k]`` returns; for a SeedSequence ``ss`` (e.g.
+    ``SeedSequence(cfg.seed).spawn(4)[0]``, the seed of the "init" stream of
+    :func:`frnn_cli.train.streams`) the key is ``ss.spawn_key + (k,)``, again the k-th
+    child of a fresh ``ss.spawn``. Children of one parent are independent
+    streams (NumPy's SeedSequence design).
+
+    Parameters
+    ----------
+    seed : int >= 0 or np.random.SeedSequence
+    k : int >= 0
+
+    Returns
+    -------
+    np.random.SeedSequence
+    """
+    if isinstance(seed, np.random.SeedSequence):
+        return np.random.SeedSequence(entropy=seed.entropy, spawn_key=tuple(seed.spawn_key) + (int(k),),
+                                      pool_size=seed.pool_size)
+    return np.random.SeedSequence(entropy=int(seed), spawn_key=(int(k),))
+
+
+def draw_trial(
+    k: int,
+    seed: int | np.random.SeedSequence,
+    D: int,
+    I: int,
+    K: int,
+    init: str,
+    init_scale: float,
+    dtype: np.dtype | type = np.float64,
+) -> dict[str, np.ndarray]:
+    """Re-draw trial k's weights alone (the definition of a trial's candidate).
+
+    ``init_params(D, I, K, np.random.default_rng(trial_seed(seed, k)), init, init_scale,
+    dtype)``. :func:`draw_trials` produces the same arrays bit for bit, stacked.
+
+    Parameters
+    ----------
+    k : int >= 0, trial index
+    seed : int or np.random.SeedSequence, the run's seed (see :func:`trial_seed`)
+    D, I, K : int >= 1
+    init, init_scale, dtype : as :func:`frnn_cli.model.init_params` (init_scale is the
+        half-width of the uniform interval).
+
+    Returns
+    -------
+    dict "W" (I, D), "R" (I, I), "V" (K, I) of ``dtype``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`frnn_cli.model.init_params`.
+    """
+    return init_params(D, I, K, np.random.default_rng(trial_seed(seed, k)), init=init,
+                       init_scale=init_scale, dtype=dtype)
+
+
+def draw_trials(
+    k0: int,
+    k1: int,
+    seed: int | np.random.SeedSequence,
+    D: int,
+    I: int,
+    K: int,
+    init: str,
+    init_scale: float,
+    dtype: np.dtype | type = np.float64,
+) -> dict[str, np.ndarray]:
+    """Trials k0..k1-1 stacked: W (N, I, D), R (N, I, I), V (N, K, I), N = k1 - k0.
+
+    Row j is :func:`draw_trial` (k0 + j, ...) itself, so a stacked trial and the same
+    trial re-drawn alone are equal bit for bit by construction. (Filling the stack from
+    one ``Generator.random`` row per trial and scaling it in one pass was measured at
+    9-12 us per trial against 14-17 us here; the saving is too small to justify relying
+    on how ``Generator.uniform`` computes its values.)
+
+    Parameters
+    ----------
+    k0, k1 : int, 0 <= k0 < k1
+    seed, D, I, K, init, init_scale, dtype : as :func:`draw_trial`
+
+    Returns
+    -------
+    dict of stacked C-contiguous arrays of ``dtype``.
+
+    Raises
+    ------
+    ValueError
+        If k0 < 0 or k1 <= k0, or as :func:`frnn_cli.model.init_params`.
+    """
+    if not 0 <= k0 < k1:
+        raise ValueError(f"need 0 <= k0 < k1, got k0={k0}, k1={k1}")
+    trials = [draw_trial(k, seed, D, I, K, init, init_scale, dtype) for k in range(k0, k1)]
+    return {name: np.stack([p[name] for p in trials]) for name in PARAM_NAMES}
+
+
+def unstack(params: dict[str, np.ndarray], j: int) -> dict[str, np.ndarray]:
+    """Candidate j of a stack as its own C-contiguous arrays (copies), as init_params returns."""
+    return {name: np.array(params[name][j], order="C") for name in PARAM_NAMES}
+
+
+@dataclass
+class ChunkRecord:
+    """Progress after one chunk of trials (one history row).
+
+    Attributes
+    ----------
+    trials : int
+        Trials evaluated so far (for the chunk holding the winner: the winner's k + 1).
+    best_accuracy : float
+        Highest screening accuracy among those trials, in [0, 1].
+    seconds : float
+        Wall time since the search started, in seconds.
+    """
+
+    trials: int
+    best_accuracy: float
+    seconds: float
+
+
+@dataclass
+class GuessResult:
+    """Outcome of a random-guessing search.
+
+    Attributes
+    ----------
+    trials : int
+        k + 1 for the winner (trials needed), or ``max_trials`` when none met the criterion.
+    solved : bool
+        True when a trial met the criterion.
+    trial : int
+        Index k of the returned candidate: the winner (the lowest k meeting the criterion),
+        or, unsolved, the lowest k among the most accurate candidates seen.
+    params : dict
+        That candidate's "W" (I, D), "R" (I, I), "V" (K, I), as init_params returns them.
+    screen_accuracy : float
+        Its accuracy on the screening set, in [0, 1].
+    history : list of ChunkRecord
+        One row per chunk evaluated.
+    seconds : float
+        Wall time of the whole search, in seconds.
+    """
+
+    trials: int
+    solved: bool
+    trial: int
+    params: dict[str, np.ndarray]
+    screen_accuracy: float
+    history: list[ChunkRecord] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def needed_correct(S: int, target_accuracy: float) -> int:
+    """Correct sequences out of S that meet ``target_accuracy``: ceil(target * S).
+
+    A guard of 1e-9 keeps products like 0.7 * 10 = 7.000000000000001 at 7.
+
+    Raises
+    ------
+    BadInput
+        If target_accuracy is not in (0, 1].
+    """
+    if not 0.0 < target_accuracy <= 1.0:
+        raise BadInput(f"target_accuracy: expected a number in (0, 1], got {target_accuracy!r}")
+    return max(1, math.ceil(target_accuracy * S - 1e-9))
+
+
+def search_candidates(
+    draw: Callable[[int, int], dict[str, np.ndarray]],
+    x: np.ndarray,
+    y: np.ndarray,
+    max_trials: int,
+    chunk: int,
+    target_accuracy: float = 1.0,
+    callback: Callable[[ChunkRecord], None] | None = None,
+) -> GuessResult:
+    """Evaluate the candidates ``draw`` yields, chunk by chunk, until the first one solves.
+
+    The search loop of Schmidhuber, Hochreiter & Bengio (2001) for any candidate source:
+    trials k0..k1-1 come from ``draw(k0, k1)`` as a stack, are run on the screening set by
+    :func:`stacked_logits`, and the search stops at the lowest k whose number of correct
+    sequences is at least ``needed_correct(S, target_accuracy)``. Trials are judged one
+    by one in k order, so the winner, ``trials`` and the returned parameters do not depend
+    on ``chunk`` (only the history's rows do).
+
+    Parameters
+    ----------
+    draw : callable (k0, k1) -> dict "W" (N, I, D), "R" (N, I, I), "V" (N, K, I)
+        The candidates of trials k0..k1-1, N = k1 - k0.
+    x : ndarray (S, T, D), screening sequences
+    y : ndarray (S, K), their targets (0.0 or 1.0)
+    max_trials : int >= 1
+        Trials evaluated at most.
+    chunk : int >= 1
+        Trials drawn and evaluated per step of the loop (one history row each).
+    target_accuracy : float in (0, 1], default 1.0 (every sequence correct: ST1 with S = 256)
+    callback : callable(ChunkRecord) or None
+        Called after every chunk.
+
+    Returns
+    -------
+    GuessResult
+
+    Raises
+    ------
+    BadInput
+        If max_trials or chunk is < 1 or target_accuracy is not in (0, 1].
+    ValueError
+        If x, y and the candidates' shapes do not fit together.
+    """
+    for name, v in (("max_trials", max_trials), ("chunk", chunk)):
+        if isinstance(v, bool) or int(v) != v or v < 1:
+            raise BadInput(f"{name}: expected an integer >= 1, got {v!r}")
+    x = np.asarray(x)
+    y = np.asarray(y)
+    if x.ndim != 3 or y.ndim != 2 or y.shape[0] != x.shape[0]:
+        raise ValueError(f"x must be (S, T, D) and y (S, K) with the same S, got {x.shape} and {y.shape}")
+    S = x.shape[0]
+    need = needed_correct(S, target_accuracy)
+    t_start = time.perf_counter()
+    history: list[ChunkRecord] = []
+    best_correct, best_k, best_params = -1, -1, None
+    for k0 in range(0, int(max_trials), int(chunk)):
+        k1 = min(int(max_trials), k0 + int(chunk))
+        cand = draw(k0, k1)
+        z = stacked_logits(cand, x)
+        if z.shape[2] != y.shape[1]:
+            raise ValueError(f"y must have K={z.shape[2]} columns, got {y.shape}")
+        correct = count_correct(z, y)
+        hits = np.flatnonzero(correct >= need)
+        # Only trials up to the winner count, so the history's last row and the best
+        # accuracy are the same for every chunk size.
+        seen = correct[: hits[0] + 1] if hits.size else correct
+        j = int(np.argmax(seen))  # the first of the most accurate
+        if seen[j] > best_correct:
+            best_correct, best_k, best_params = int(seen[j]), k0 + j, unstack(cand, j)
+        done = k0 + len(seen)
+        rec = ChunkRecord(trials=done, best_accuracy=best_correct / S, seconds=time.perf_counter() - t_start)
+        history.append(rec)
+        if callback is not None:
+            callback(rec)
+        if hits.size:
+            w = int(hits[0])
+            return GuessResult(trials=k0 + w + 1, solved=True, trial=k0 + w, params=unstack(cand, w),
+                               screen_accuracy=int(correct[w]) / S, history=history,
+                               seconds=time.perf_counter() - t_start)
+    return GuessResult(trials=int(max_trials), solved=False, trial=best_k, params=best_params,
+                       screen_accuracy=best_correct / S, history=history, seconds=time.perf_counter() - t_start)
+
+
+def search(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    seed: int | np.random.SeedSequence,
+    hidden: int,
+    init: str,
+    init_scale: float,
+    max_trials: int,
+    target_accuracy: float = 1.0,
+    chunk: int | None = None,
+    dtype: np.dtype | type | None = None,
+    callback: Callable[[ChunkRecord], None] | None = None,
+) -> GuessResult:
+    """Random weight guessing for frnn's RNN: the first trial that solves the screening set.
+
+    Trial k draws every weight afresh (:func:`draw_trial`: W, R, V from ``init`` with
+    half-width ``init_scale``, seeded by ``trial_seed(seed, k)``) and is tested on the
+    screening set (x, y); the search stops at the lowest k with at least
+    ceil(target_accuracy * S) sequences correct -- by default all, as the LSTM paper's
+    ST1 with S = 256 (Hochreiter & Schmidhuber 1997, Experiment 3a). The method is the
+    random guessing of Schmidhuber, Hochreiter & Bengio (2001). The winner can be
+    re-drawn with ``draw_trial(result.trial, seed, D, hidden, K, init, init_scale, dtype)``.
+
+    Parameters
+    ----------
+    x : ndarray (S, T, D), screening sequences (the caller draws them, e.g. 256 from
+        :func:`frnn_cli.data.sample_batch` on a stream of its own)
+    y : ndarray (S, K), their targets
+    seed : int >= 0 or np.random.SeedSequence, the run's initialisation seed
+    hidden : int >= 1, I
+    init : {"uniform", "glorot", "orthogonal"}
+    init_scale : float >= 0, half-width of the uniform interval
+    max_trials : int >= 1
+    target_accuracy : float in (0, 1], default 1.0
+    chunk : int or None
+        Trials per chunk (one history row each); default :data:`CHUNK`. The result does
+        not depend on it; memory does not either (see :func:`stacked_logits`).
+    dtype : float dtype or None
+        Of the candidates' weights; default x's dtype.
+    callback : callable(ChunkRecord) or None, called after each chunk
+
+    Returns
+    -------
+    GuessResult
+
+    Raises
+    ------
+    BadInput
+        If max_trials, chunk or target_accuracy is out of range.
+    ValueError
+        If x and y do not fit, or as :func:`frnn_cli.model.init_params`.
+    """
+    x = np.asarray(x)
+    y = np.asarray(y)
+    if x.ndim != 3 or y.ndim != 2:
+        raise ValueError(f"x must be (S, T, D) and y (S, K), got {x.shape} and {y.shape}")
+    dtype = np.dtype(x.dtype if dtype is None else dtype)
+    D, K = x.shape[2], y.shape[1]
+    if chunk is None:
+        chunk = CHUNK
+
+    def draw(k0: int, k1: int) -> dict[str, np.ndarray]:
+        return draw_trials(k0, k1, seed, D, hidden, K, init, init_scale, dtype)
+
+    return search_candidates(draw, x, y, max_trials=max_trials, chunk=chunk,
+                             target_accuracy=target_accuracy, callback=callback)
