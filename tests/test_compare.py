@@ -63,13 +63,7 @@ def _jobs_and_results(outcomes: dict[int, bool]):
     spec = compare.CompareSpec(recipes=[recipes.Recipe("r", "", "", {}, {"lr": [1.0, 3.0]})], T=[1, 2, 3, 4, 5], seeds=1)
     s = spec.sweep_spec(spec.recipes[0])
     jobs = plan.plan(s)
-    results = {}
-    for job in jobs:
-        if job.cfg.T in outcomes:
-            good = outcomes[job.cfg.T]
-            results[job.job_id] = {"status": "completed", "stop_reason": "converged", "steps_done": 100,
-                                   "best": {"val_acc": 1.0 if good else 0.5, "val_loss": 0.1, "step": 100},
-                                   "test": {"correct": 200 if good else 100, "n": 200}, "mechanism": {"label": "gradient"}}
+    results = {job.job_id: _run_summary(outcomes[job.cfg.T]) for job in jobs if job.cfg.T in outcomes}
     return s, jobs, results
 
 
@@ -92,7 +86,8 @@ def small_compare(tmp_path_factory):
     from frnn_cli.cli import app
 
     runs = tmp_path_factory.mktemp("runs")
-    r = CliRunner().invoke(app, ["compare", "--recipes", "reference,adam", "T=1,2", "--seeds", "2", "--workers", "2",
+    # Two recipes whose grids share lr values, so their job ids (T1_lr1_r0, ...) coincide.
+    r = CliRunner().invoke(app, ["compare", "--recipes", "reference,large_init", "T=1,2", "--seeds", "2", "--workers", "2",
                                  "--runs-dir", str(runs), *SMALL])
     expect_exit(r, 0)
     return r, _one(runs, "compare")
@@ -103,7 +98,7 @@ def test_compare_writes_every_file_and_prints_the_table(small_compare):
     for name in ("compare.yaml", "meta.json", "compare.csv", "summary.json", "plots/accuracy_vs_T.png",
                  "plots/max_T.png", "plots/why.png"):
         assert (d / name).is_file(), name
-    for recipe in ("reference", "adam"):
+    for recipe in ("reference", "large_init"):
         for name in ("sweep.yaml", "meta.json", "summary.json", "summary.csv", "plots/accuracy_vs_T.png"):
             assert (d / "recipes" / recipe / name).is_file(), (recipe, name)
     assert json.loads((d / "meta.json").read_text())["status"] == "completed"
@@ -113,7 +108,8 @@ def test_compare_writes_every_file_and_prints_the_table(small_compare):
 def test_compare_csv_matches_each_recipes_sweep_summary(small_compare):
     _, d = small_compare
     rows = list(csv.DictReader((d / "compare.csv").open()))
-    assert [(row["recipe"], row["T"]) for row in rows] == [("reference", "1"), ("reference", "2"), ("adam", "1"), ("adam", "2")]
+    assert [(row["recipe"], row["T"]) for row in rows] == [
+        ("reference", "1"), ("reference", "2"), ("large_init", "1"), ("large_init", "2")]
     summary = json.loads((d / "summary.json").read_text())
     for row in rows:
         s = json.loads((d / "recipes" / row["recipe"] / "summary.json").read_text())
@@ -124,23 +120,24 @@ def test_compare_csv_matches_each_recipes_sweep_summary(small_compare):
         assert summary["recipes"][row["recipe"]]["max_T"] == s["max_T"]
 
 
-def test_the_reference_row_is_frnn_sweep(small_compare, cli, tmp_path):
-    """The same protocol: the reference recipe's sweep equals frnn sweep with its grid, byte for byte."""
+@pytest.mark.parametrize("recipe, keys", [("reference", []), ("large_init", ["init_scale=0.3"])])
+def test_each_recipe_is_frnn_sweep_with_its_settings(small_compare, cli, tmp_path, recipe, keys):
+    """The same protocol: a recipe's sweep equals frnn sweep with its keys and grid, byte for byte."""
     _, d = small_compare
-    lr = ",".join(f"{v:g}" for v in plan.DEFAULT_LR)
-    r = cli("sweep", "T=1,2", f"lr={lr}", "--seeds", "2", "--workers", "1", "--runs-dir", str(tmp_path), *SMALL)
+    lr = ",".join(f"{v:g}" for v in recipes.select([recipe])[0].tune["lr"])
+    r = cli("sweep", "T=1,2", f"lr={lr}", *keys, "--seeds", "2", "--workers", "1", "--runs-dir", str(tmp_path), *SMALL)
     expect_exit(r, 0)
-    assert (_one(tmp_path, "sweep") / "summary.csv").read_text() == (d / "recipes" / "reference" / "summary.csv").read_text()
+    assert (_one(tmp_path, "sweep") / "summary.csv").read_text() == (d / "recipes" / recipe / "summary.csv").read_text()
 
 
 def test_resume_of_a_finished_compare_runs_nothing_and_gives_the_same_files(small_compare, cli):
     _, d = small_compare
     before = (d / "compare.csv").read_text()
-    job = next((d / "recipes" / "adam" / "jobs").iterdir())
+    job = next((d / "recipes" / "large_init" / "jobs").iterdir())
     (job / "summary.json").unlink()  # as if killed before this job finished
     r = cli("compare", "--resume", str(d), "--workers", "1")
     expect_exit(r, 0)
-    assert "1 of 48 jobs not done" in r.stdout, _msg(r)  # (8 + 4 lr) x 2 T x 2 seeds
+    assert "1 of 52 jobs not done" in r.stdout, _msg(r)  # (8 + 5 lr) x 2 T x 2 seeds
     assert (d / "compare.csv").read_text() == before
 
 
@@ -156,3 +153,25 @@ def test_dry_run_lists_the_plan(cli, tmp_path):
     assert "Dry run (nothing is run): would launch 1215 jobs at most: 9 recipes" in r.stdout, _msg(r)
     assert "T=1,2,3,4,5,10,20,50,100 x 3 seeds" in r.stdout and "Launching" not in r.stdout
     assert not any(tmp_path.iterdir())
+
+
+def test_recipes_sharing_job_ids_keep_their_own_results(tmp_path):
+    """reference and large_init both have a job T1_lr1_r0; each recipe must judge its own."""
+    spec = compare.CompareSpec(recipes=[recipes.Recipe("a", "", "", {}, {"lr": [1.0, 3.0]}),
+                                        recipes.Recipe("b", "", "", {"init_scale": 0.3}, {"lr": [1.0, 3.0]})],
+                               T=[1], seeds=1)
+    p = compare.make_plan(spec, tmp_path)
+    ids = [job.job_id for job, _ in p.tasks]
+    assert ids == ["a/T1_lr1_r0", "a/T1_lr3_r0", "b/T1_lr1_r0", "b/T1_lr3_r0"]
+    assert [str(folder.relative_to(tmp_path)) for _, folder in p.tasks] == [
+        "recipes/a/jobs/T1_lr1_r0", "recipes/a/jobs/T1_lr3_r0", "recipes/b/jobs/T1_lr1_r0", "recipes/b/jobs/T1_lr3_r0"]
+    good, bad = _run_summary(True), _run_summary(False)
+    results = {"a/T1_lr1_r0": good, "a/T1_lr3_r0": good, "b/T1_lr1_r0": bad, "b/T1_lr3_r0": bad}
+    per_recipe = compare.final_results(spec, p, results)
+    assert per_recipe == {"a": {"T1_lr1_r0": good, "T1_lr3_r0": good}, "b": {"T1_lr1_r0": bad, "T1_lr3_r0": bad}}
+
+
+def _run_summary(good: bool) -> dict:
+    return {"status": "completed", "stop_reason": "converged", "steps_done": 100,
+            "best": {"val_acc": 1.0 if good else 0.5, "val_loss": 0.1, "step": 100},
+            "test": {"correct": 200 if good else 100, "n": 200}, "mechanism": {"label": "gradient"}}

@@ -175,12 +175,21 @@ def check_resume(stored: CompareSpec, requested: CompareSpec | None) -> CompareS
 
 @dataclass(frozen=True)
 class Plan:
-    """Every recipe's sweep and jobs, and all (job, folder) tasks in submission order."""
+    """Every recipe's sweep and jobs, and all (job, folder) tasks in submission order.
+
+    The tasks' jobs carry ids made unique across recipes ("<recipe>/<job id>"; recipes share
+    job ids such as ``T5_lr1_r0``); :meth:`results_of` gives one recipe's results back under
+    its sweep's own job ids.
+    """
 
     specs: dict[str, SweepSpec]
     jobs: dict[str, list[Job]]
     tasks: list[tuple[Job, Path]]
-    recipe_of: dict[int, str]  # id(job) -> recipe name
+
+    def results_of(self, name: str, results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """One recipe's results, keyed by its sweep's job ids."""
+        prefix = f"{name}/"
+        return {k[len(prefix):]: v for k, v in results.items() if k.startswith(prefix)}
 
 
 def make_plan(spec: CompareSpec, folder: Path) -> Plan:
@@ -190,8 +199,9 @@ def make_plan(spec: CompareSpec, folder: Path) -> Plan:
     order = {name: i for i, name in enumerate(specs)}
     entries = [(job.cfg.T, order[name], i, job, name) for name, js in jobs.items() for i, job in enumerate(js)]
     entries.sort(key=lambda e: e[:3])
-    tasks = [(job, recipe_dir(folder, name) / "jobs" / job.job_id) for _, _, _, job, name in entries]
-    return Plan(specs, jobs, tasks, {id(job): name for _, _, _, job, name in entries})
+    tasks = [(replace(job, job_id=f"{name}/{job.job_id}"), recipe_dir(folder, name) / "jobs" / job.job_id)
+             for _, _, _, job, name in entries]
+    return Plan(specs, jobs, tasks)
 
 
 def recipe_dir(folder: Path, name: str) -> Path:
@@ -290,8 +300,8 @@ def run_compare(spec: CompareSpec, folder: Path, executor: Executor,
     def skip(job: Job, results: dict[str, dict[str, Any]]) -> str | None:
         if not spec.skip:
             return None
-        name = p.recipe_of[id(job)]
-        return skip_reason(p.specs[name], p.jobs[name], job.cfg.T, results, judged)
+        name = job.job_id.split("/", 1)[0]
+        return skip_reason(p.specs[name], p.jobs[name], job.cfg.T, p.results_of(name, results), judged)
 
     try:
         results = run_jobs(p.tasks, executor, callback, skip=skip)
@@ -300,11 +310,11 @@ def run_compare(spec: CompareSpec, folder: Path, executor: Executor,
             finish_meta(recipe_dir(folder, name), metas[name], "interrupted")
         finish_meta(folder, meta, "interrupted")
         raise
-    results = final_results(spec, p, results)
+    per_recipe = final_results(spec, p, results)
     seconds = time.perf_counter() - start
-    sweeps = {name: sweep.finish_files(p.specs[name], recipe_dir(folder, name), p.jobs[name], results, metas[name],
-                                       seconds) for name in p.specs}
-    summary = summarize(spec, p, sweeps, results, seconds)
+    sweeps = {name: sweep.finish_files(p.specs[name], recipe_dir(folder, name), p.jobs[name], per_recipe[name],
+                                       metas[name], seconds) for name in p.specs}
+    summary = summarize(spec, p, sweeps, per_recipe, seconds)
     atomic_write_json(folder / "summary.json", nan_to_none(summary))
     atomic_write_text(folder / "compare.csv", compare_csv(spec, sweeps))
     write_plots(spec, sweeps, folder)
@@ -312,20 +322,28 @@ def run_compare(spec: CompareSpec, folder: Path, executor: Executor,
     return summary
 
 
-def final_results(spec: CompareSpec, p: Plan, results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The results with every job at a skipped T marked skipped -- also one that ran because it
-    had started before the rule fired -- so the tables depend on the results alone."""
-    if not spec.skip:
-        return results
-    out = dict(results)
+def final_results(spec: CompareSpec, p: Plan, results: dict[str, dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Each recipe's results under its own job ids, with every job at a skipped T marked
+    skipped -- also one that ran because it had started before the rule fired -- so the
+    tables depend on the results alone.
+
+    Returns
+    -------
+    dict recipe -> {job id -> summary}
+    """
+    out = {}
     judged: dict = {}
     for name, s in p.specs.items():
-        for T in s.grid["T"]:
-            reason = skip_reason(s, p.jobs[name], T, results, judged)
-            if reason:
-                for job in p.jobs[name]:
-                    if job.cfg.T == T:
-                        out[job.job_id] = {"status": "skipped", "reason": reason}
+        mine = p.results_of(name, results)
+        final = dict(mine)
+        if spec.skip:
+            for T in s.grid["T"]:
+                reason = skip_reason(s, p.jobs[name], T, mine, judged)
+                if reason:
+                    for job in p.jobs[name]:
+                        if job.cfg.T == T:
+                            final[job.job_id] = {"status": "skipped", "reason": reason}
+        out[name] = final
     return out
 
 
@@ -334,8 +352,8 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else math.nan
 
 
-def summarize(spec: CompareSpec, p: Plan, sweeps: dict[str, dict[str, Any]], results: dict[str, dict[str, Any]],
-              seconds: float) -> dict[str, Any]:
+def summarize(spec: CompareSpec, p: Plan, sweeps: dict[str, dict[str, Any]],
+              results: dict[str, dict[str, dict[str, Any]]], seconds: float) -> dict[str, Any]:
     """Per recipe: its answers, how many jobs ran, were skipped, diverged or failed, and their seconds.
 
     Returns
@@ -348,8 +366,9 @@ def summarize(spec: CompareSpec, p: Plan, sweeps: dict[str, dict[str, Any]], res
     out: dict[str, Any] = {}
     for r in spec.recipes:
         s = sweeps[r.name]
-        statuses = [results.get(j.job_id, {}).get("status") for j in p.jobs[r.name]]
-        job_seconds = sum(float(results.get(j.job_id, {}).get("seconds") or 0.0) for j in p.jobs[r.name])
+        mine = results[r.name]
+        statuses = [mine.get(j.job_id, {}).get("status") for j in p.jobs[r.name]]
+        job_seconds = sum(float(mine.get(j.job_id, {}).get("seconds") or 0.0) for j in p.jobs[r.name])
         out[r.name] = {
             "description": r.description,
             "source": r.source,
