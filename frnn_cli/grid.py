@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from frnn_cli import config
 from frnn_cli.errors import BadInput
@@ -160,6 +159,8 @@ def chance_test(correct: int, n: int, alpha: float) -> ChanceTest:
     """
     if not (n >= 1 and 0 <= correct <= n and 0 < alpha < 1):
         raise ValueError(f"need 0 <= correct <= n, n >= 1, 0 < alpha < 1; got {correct}, {n}, {alpha}")
+    from scipy import stats  # here, not at the top: importing scipy.stats costs 0.5-1 s of CPU
+
     p = float(stats.binomtest(int(correct), int(n), 0.5, alternative="greater").pvalue)
     return ChanceTest(int(correct), int(n), correct / n, p, p < alpha)
 
@@ -171,6 +172,8 @@ def min_correct_for_significance(n: int, alpha: float) -> int:
     -------
     int; k / n is the accuracy line drawn on the sweep's accuracy plot.
     """
+    from scipy import stats  # here, not at the top: importing scipy.stats costs 0.5-1 s of CPU
+
     # P(X >= k) = sf(k - 1); find the smallest k with sf(k - 1) < alpha.
     k = int(stats.binom.isf(alpha, n, 0.5)) + 1
     while k > 0 and stats.binom.sf(k - 2, n, 0.5) < alpha:
