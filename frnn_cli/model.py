@@ -85,7 +85,9 @@ def init_params(
 
     Returns
     -------
-    dict with keys "W", "R", "V", C-contiguous arrays of ``dtype``.
+    dict with keys "W", "R", "V", C-contiguous arrays of ``dtype``. The draws are the same
+    for every dtype (made in float64, then rounded once), so a float32 network starts at
+    the float64 network's weights rounded to float32.
 
     Raises
     ------
@@ -162,28 +164,30 @@ def bce_with_logits(z: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def run_forward(params: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-    """Hidden states of the recurrence for a batch, time-major.
+    """Hidden states of the recurrence for a batch, time-major, in the parameters' dtype.
 
     Parameters
     ----------
-    params : dict with "W" (I, D), "R" (I, I)
-    x : ndarray (T, B, D), time-major inputs
+    params : dict with "W" (I, D), "R" (I, I), float32 or float64 (the same dtype)
+    x : ndarray (T, B, D), time-major inputs, float; converted once to W's dtype if it
+        differs, so the time loop runs wholly in the network's dtype (no upcast).
 
     Returns
     -------
-    A : ndarray (T + 1, B, I), A[0] = 0 and A[t] = a(t) = tanh(W x(t) + R a(t-1)).
+    A : ndarray (T + 1, B, I) of W's dtype, A[0] = 0 and A[t] = a(t) = tanh(W x(t) + R a(t-1)).
     """
     W, R = params["W"], params["R"]
     T, B, D = x.shape
     I = W.shape[0]
-    A = np.empty((T + 1, B, I), dtype=np.result_type(W, x))
-    s = np.empty((B, I), dtype=A.dtype)  # scratch row
+    dtype = W.dtype
+    A = np.empty((T + 1, B, I), dtype=dtype)
+    s = np.empty((B, I), dtype=dtype)  # scratch row
     A[0] = 0.0
     # W x(t) for every t in one call, written straight into A[1:]; np.dot with a contiguous
     # W^T is several times faster than matmul's broadcasting path (and than a broadcast
     # multiply) when D = 1, an outer product.
-    np.dot(x.reshape(T * B, D), np.ascontiguousarray(W.T, dtype=A.dtype), out=A[1:].reshape(T * B, I))
-    RT = np.ascontiguousarray(R.T, dtype=A.dtype)
+    np.dot(x.reshape(T * B, D).astype(dtype, copy=False), np.ascontiguousarray(W.T), out=A[1:].reshape(T * B, I))
+    RT = np.ascontiguousarray(R.T, dtype=dtype)
     dot, add, tanh = np.dot, np.add, np.tanh
     # 3 NumPy calls per step.
     for a_prev, a in zip(A[:-1], A[1:]):
@@ -215,7 +219,7 @@ def _flush_level(dtype: np.dtype) -> float:
 
 
 def _sum_outer(delta: np.ndarray, H: np.ndarray) -> np.ndarray:
-    """sum_t delta[t]^T H[t] for (T, B, I) and (T, B, J) arrays: an (I, J) array.
+    """sum_t delta[t]^T H[t] for (T, B, I) and (T, B, J) arrays: an (I, J) array of their dtype.
 
     One GEMM over the T * B stacked rows when they are at most 2 * ``_GEMM_ROWS``;
     otherwise blocks of about ``_GEMM_ROWS`` rows, summed. Measured with OpenBLAS on this
@@ -240,17 +244,20 @@ def forward(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray) -> tupl
 
     Parameters
     ----------
-    params : dict with "W" (I, D), "R" (I, I), "V" (K, I)
+    params : dict with "W" (I, D), "R" (I, I), "V" (K, I), all float32 or all float64
     x : ndarray (B, T, D)
         Batch-major inputs.
     y : ndarray (B, K) or (B, T, K)
         Targets at the end of each sequence (many-to-one), or at every step (many-to-many).
+        x and y are converted to the parameters' dtype if they differ.
 
     Returns
     -------
     loss : float
-        Mean over the batch of L(T) (many-to-one) or of sum_t L(t) (many-to-many), in nats.
+        Mean over the batch of L(T) (many-to-one) or of sum_t L(t) (many-to-many), in nats,
+        computed in the parameters' dtype.
     cache : Cache
+        Every array in it has the parameters' dtype.
 
     Raises
     ------
@@ -268,13 +275,14 @@ def forward(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray) -> tupl
         per_step = True
     else:
         raise ValueError(f"y must have shape (B, K)=({B}, {K}) or (B, T, K)=({B}, {T}, {K}), got {y.shape}")
-    xt = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, D)
+    dtype = W.dtype
+    xt = np.ascontiguousarray(x.transpose(1, 0, 2), dtype=dtype)  # (T, B, D)
     A = run_forward(params, xt)
     if per_step:
-        yt = np.ascontiguousarray(y.transpose(1, 0, 2))  # (T, B, K)
+        yt = np.ascontiguousarray(y.transpose(1, 0, 2), dtype=dtype)  # (T, B, K)
         z = A[1:] @ V.T  # (T, B, K)
     else:
-        yt = y
+        yt = y.astype(dtype, copy=False)
         z = np.dot(A[T], V.T)  # (B, K)
     loss = float(bce_with_logits(z, yt).sum() / B)
     return loss, Cache(x=xt, A=A, z=z, y=yt, per_step=per_step)
@@ -292,7 +300,8 @@ def backward(params: dict[str, np.ndarray], cache: Cache) -> dict[str, np.ndarra
     -------
     dict with "W" (I, D), "R" (I, I), "V" (K, I): dL/dW, dL/dR, dL/dV, and
     "delta" (T, B, I): delta(t) = dL/ds(t) for every step (time-major), for inspection
-    (the tests compare it with the vanishing-gradient module's error vectors).
+    (the tests compare it with the vanishing-gradient module's error vectors). All in
+    the parameters' dtype (tests/test_dtype.py checks that no call upcasts).
 
     Notes
     -----

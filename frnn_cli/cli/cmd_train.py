@@ -99,7 +99,7 @@ def train(
 ) -> None:
     """Train the network once with BPTT and test the best checkpoint against chance.
 
-    Settings come from the built-in defaults, then --config, then key=value overrides. Keys: T, hidden, lr, steps, batch_size, seed, init (uniform/glorot/orthogonal), init_scale, optimizer (sgd/momentum/adam), momentum, adam_beta1, adam_beta2, adam_eps, clip, eval_every, n_val, n_test, patience, stop_loss, diverge_loss, alpha. Writes runs/<time>-train-<id>/ with config.yaml, meta.json, metrics.csv, summary.json, model.npz and plots/. Exit 0 when training completed, 1 when it diverged, 2 on bad input, 130 when interrupted.
+    Settings come from the built-in defaults, then --config, then key=value overrides. Keys: T, hidden, lr, steps, batch_size, seed, dtype (float64/float32), init (uniform/glorot/orthogonal), init_scale, optimizer (sgd/momentum/adam), momentum, adam_beta1, adam_beta2, adam_eps, clip, eval_every, n_val, n_test, patience, stop_loss, diverge_loss, alpha. Writes runs/<time>-train-<id>/ with config.yaml, meta.json, metrics.csv, summary.json, model.npz and plots/. Exit 0 when training completed, 1 when it diverged, 2 on bad input, 130 when interrupted.
 
     Example: frnn train --config configs/default.yaml T=2 lr=1
     """
