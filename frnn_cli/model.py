@@ -34,7 +34,9 @@ forward pass makes 3 NumPy calls (``np.dot`` into a scratch row, add into the st
 tanh in place) and the backward pass 2 (multiply in place, ``np.dot`` into the error row),
 plus 1 add per step when there is a target at every step. ``np.dot`` with a positional
 ``out`` is used rather than ``np.matmul``: at B = 1 its per-call overhead is about 0.5 us
-lower, a quarter of a step. R is made contiguous as R^T once per call, so no product
+lower, a quarter of a step; inside the time loops as the array method ``a.dot(b, out)``,
+the same C routine without ``np.dot``'s ``__array_function__`` dispatch (a Python call,
+~0.2 us): 6 % off the update at B = 1, 2-4 % at B = 32 (benchmarks/README.md). R is made contiguous as R^T once per call, so no product
 inside the loop sees a transposed view. At B = 1 these 5 calls (about 1 us each) are the
 whole per-step cost; at B >= 32 the GEMMs and tanh dominate. Many-to-one BPTT stops once
 the error signal has fallen below tiny/eps of the dtype (see ``_flush_level``: it keeps
@@ -188,10 +190,10 @@ def run_forward(params: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     # multiply) when D = 1, an outer product.
     np.dot(x.reshape(T * B, D).astype(dtype, copy=False), np.ascontiguousarray(W.T), out=A[1:].reshape(T * B, I))
     RT = np.ascontiguousarray(R.T, dtype=dtype)
-    dot, add, tanh = np.dot, np.add, np.tanh
+    add, tanh = np.add, np.tanh
     # 3 NumPy calls per step.
     for a_prev, a in zip(A[:-1], A[1:]):
-        dot(a_prev, RT, s)  # (B, I) = a(t-1) R^T; `out` positional: ~0.1 us less per call
+        a_prev.dot(RT, s)  # (B, I) = a(t-1) R^T; see the module docstring for why .dot
         add(a, s, a)  # s(t) = W x(t) + R a(t-1)
         tanh(a, a)
     return A
@@ -323,14 +325,14 @@ def backward(params: dict[str, np.ndarray], cache: Cache) -> dict[str, np.ndarra
     g = np.empty((B, I), dtype=A.dtype)  # the error row dL/da(t)
     np.multiply(A1, A1, delta)
     np.subtract(1.0, delta, delta)
-    multiply, dot = np.multiply, np.dot
+    multiply = np.multiply
     if cache.per_step and T > 0:
         top = psi @ V  # (T, B, I): V^T psi(t) for every t
         g = top[T - 1].copy()  # dL/da(T)
         # t = T .. 2, 3 NumPy calls per step.
         for d, top_prev in zip(delta[:0:-1], top[-2::-1]):
             multiply(d, g, d)  # delta(t) = (1 - a(t)^2) * dL/da(t)
-            dot(d, R, g)  # R^T delta(t): the error sent back to a(t-1)
+            d.dot(R, g)  # R^T delta(t): the error sent back to a(t-1)
             g += top_prev
         multiply(delta[0], g, out=delta[0])
     elif T > 0:
@@ -340,7 +342,7 @@ def backward(params: dict[str, np.ndarray], cache: Cache) -> dict[str, np.ndarra
         for t in range(T - 1, 0, -1):
             d = delta[t]
             multiply(d, g, d)
-            dot(d, R, g)  # now g = dL/da(t)
+            d.dot(R, g)  # now g = dL/da(t)
             if t % 8 == 0 and g.max() < flush and g.min() > -flush:
                 delta[:t] = 0.0  # the error signal has vanished below the flush level
                 break
