@@ -263,11 +263,13 @@ def evaluate(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray) -> tup
 def describe(cfg: Config) -> str:
     """A one-line description of a run's setting, for titles and logs.
 
-    Example: "T=2, lr=1, sgd, hidden=32, init uniform ±0.01, B=32, seed 0".
+    Example: "T=2, lr=1, sgd, hidden=32, init uniform ±0.01, B=32, seed 0"; a float32 run
+    ends with ", float32" (float64, the default, is not named).
     """
     init = f"uniform ±{cfg.init_scale:g}" if cfg.init == "uniform" else cfg.init
     opt = cfg.optimizer + (f" (clip {cfg.clip:g})" if cfg.clip is not None else "")
-    return f"T={cfg.T}, lr={cfg.lr:g}, {opt}, hidden={cfg.hidden}, init {init}, B={cfg.batch_size}, seed {cfg.seed}"
+    dtype = "" if cfg.dtype == "float64" else f", {cfg.dtype}"
+    return f"T={cfg.T}, lr={cfg.lr:g}, {opt}, hidden={cfg.hidden}, init {init}, B={cfg.batch_size}, seed {cfg.seed}{dtype}"
 
 
 def _is_better(rec: EvalRecord, best: EvalRecord | None) -> bool:

@@ -131,3 +131,23 @@ def test_vanishing_of_a_float32_network_resolves_norms_below_float32_range():
     s = summarize(p32, x, y)
     assert not s.violations, s.violations[:3]
     assert s.error_median[0] > 0
+
+
+def test_describe_names_float32_runs_only():
+    from frnn_cli.train import describe
+
+    assert describe(Config(T=2)) == "T=2, lr=1, sgd, hidden=32, init uniform ±0.01, B=32, seed 0"
+    assert describe(Config(T=2, dtype="float32")).endswith("seed 0, float32")
+
+
+def test_cli_train_float32_then_vanishing_of_that_run(tmp_path, cli):
+    r = cli("train", "T=2", "steps=50", "dtype=float32", "n_test=200", "--no-plots", "--runs-dir", str(tmp_path))
+    assert r.exit_code == 0 and r.exception is None, r.output
+    (run,) = [p for p in tmp_path.iterdir() if "train" in p.name]
+    with np.load(run / "model.npz") as f:
+        assert {f[k].dtype for k in f.files} == {np.dtype(np.float32)}
+    r = cli("vanishing", "--run", str(run), "T=30", "n=20", "--runs-dir", str(tmp_path))
+    assert r.exit_code == 0 and r.exception is None, r.output
+    assert "the bound holds" in r.output, r.output
+    (van,) = [p for p in tmp_path.iterdir() if "vanishing" in p.name]
+    assert "dtype: float32" in (van / "config.yaml").read_text()  # the trained run's own dtype
