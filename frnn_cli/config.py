@@ -38,6 +38,10 @@ from frnn_cli.model import INITS
 from frnn_cli.optim import OPTIMIZERS
 
 
+#: Values of the ``dtype`` key: the floating-point types frnn computes in.
+DTYPES = ("float64", "float32")
+
+
 class _Loader(yaml.SafeLoader):
     """SafeLoader with YAML 1.2 core-schema scalars and an error on duplicate keys."""
 
@@ -220,6 +224,11 @@ class Config:
     # Master seed: initial weights, training batches, validation and test sets derive from it
     # (np.random.SeedSequence(seed).spawn), as four disjoint streams.
     seed: int = field(default=0, metadata={"min": 0})
+    # Floating-point type of every array of the run (weights, data, activations, gradients,
+    # optimizer state): float64 (default) or float32, about 2x faster where float64 tanh has
+    # no vector code (AVX2 machines; benchmarks/README.md). frnn gradcheck ignores it and
+    # stays in float64, which central differences need.
+    dtype: str = field(default="float64", metadata={"choices": DTYPES})
     # Initialisation: uniform (reference), glorot, orthogonal.
     init: str = field(default="uniform", metadata={"choices": INITS})
     # Half-width of the uniform initialisation interval (reference: 0.01); ignored by glorot/orthogonal.

@@ -34,7 +34,9 @@ forward pass makes 3 NumPy calls (``np.dot`` into a scratch row, add into the st
 tanh in place) and the backward pass 2 (multiply in place, ``np.dot`` into the error row),
 plus 1 add per step when there is a target at every step. ``np.dot`` with a positional
 ``out`` is used rather than ``np.matmul``: at B = 1 its per-call overhead is about 0.5 us
-lower, a quarter of a step. R is made contiguous as R^T once per call, so no product
+lower, a quarter of a step; inside the time loops as the array method ``a.dot(b, out)``,
+the same C routine without ``np.dot``'s ``__array_function__`` dispatch (a Python call,
+~0.2 us): 6 % off the update at B = 1, 2-4 % at B = 32 (benchmarks/README.md). R is made contiguous as R^T once per call, so no product
 inside the loop sees a transposed view. At B = 1 these 5 calls (about 1 us each) are the
 whole per-step cost; at B >= 32 the GEMMs and tanh dominate. Many-to-one BPTT stops once
 the error signal has fallen below tiny/eps of the dtype (see ``_flush_level``: it keeps
@@ -86,7 +88,9 @@ def init_params(
 
     Returns
     -------
-    dict with keys "W", "R", "V", C-contiguous arrays of ``dtype``.
+    dict with keys "W", "R", "V", C-contiguous arrays of ``dtype``. The draws are the same
+    for every dtype (made in float64, then rounded once), so a float32 network starts at
+    the float64 network's weights rounded to float32.
 
     Raises
     ------
@@ -163,32 +167,34 @@ def bce_with_logits(z: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def run_forward(params: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-    """Hidden states of the recurrence for a batch, time-major.
+    """Hidden states of the recurrence for a batch, time-major, in the parameters' dtype.
 
     Parameters
     ----------
-    params : dict with "W" (I, D), "R" (I, I)
-    x : ndarray (T, B, D), time-major inputs
+    params : dict with "W" (I, D), "R" (I, I), float32 or float64 (the same dtype)
+    x : ndarray (T, B, D), time-major inputs, float; converted once to W's dtype if it
+        differs, so the time loop runs wholly in the network's dtype (no upcast).
 
     Returns
     -------
-    A : ndarray (T + 1, B, I), A[0] = 0 and A[t] = a(t) = tanh(W x(t) + R a(t-1)).
+    A : ndarray (T + 1, B, I) of W's dtype, A[0] = 0 and A[t] = a(t) = tanh(W x(t) + R a(t-1)).
     """
     W, R = params["W"], params["R"]
     T, B, D = x.shape
     I = W.shape[0]
-    A = np.empty((T + 1, B, I), dtype=np.result_type(W, x))
-    s = np.empty((B, I), dtype=A.dtype)  # scratch row
+    dtype = W.dtype
+    A = np.empty((T + 1, B, I), dtype=dtype)
+    s = np.empty((B, I), dtype=dtype)  # scratch row
     A[0] = 0.0
     # W x(t) for every t in one call, written straight into A[1:]; np.dot with a contiguous
     # W^T is several times faster than matmul's broadcasting path (and than a broadcast
     # multiply) when D = 1, an outer product.
-    np.dot(x.reshape(T * B, D), np.ascontiguousarray(W.T, dtype=A.dtype), out=A[1:].reshape(T * B, I))
-    RT = np.ascontiguousarray(R.T, dtype=A.dtype)
-    dot, add, tanh = np.dot, np.add, np.tanh
+    np.dot(x.reshape(T * B, D).astype(dtype, copy=False), np.ascontiguousarray(W.T), out=A[1:].reshape(T * B, I))
+    RT = np.ascontiguousarray(R.T, dtype=dtype)
+    add, tanh = np.add, np.tanh
     # 3 NumPy calls per step.
     for a_prev, a in zip(A[:-1], A[1:]):
-        dot(a_prev, RT, s)  # (B, I) = a(t-1) R^T; `out` positional: ~0.1 us less per call
+        a_prev.dot(RT, s)  # (B, I) = a(t-1) R^T; see the module docstring for why .dot
         add(a, s, a)  # s(t) = W x(t) + R a(t-1)
         tanh(a, a)
     return A
@@ -216,7 +222,7 @@ def _flush_level(dtype: np.dtype) -> float:
 
 
 def _sum_outer(delta: np.ndarray, H: np.ndarray) -> np.ndarray:
-    """sum_t delta[t]^T H[t] for (T, B, I) and (T, B, J) arrays: an (I, J) array.
+    """sum_t delta[t]^T H[t] for (T, B, I) and (T, B, J) arrays: an (I, J) array of their dtype.
 
     One GEMM over the T * B stacked rows when they are at most 2 * ``_GEMM_ROWS``;
     otherwise blocks of about ``_GEMM_ROWS`` rows, summed. Measured with OpenBLAS on this
@@ -241,17 +247,20 @@ def forward(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray) -> tupl
 
     Parameters
     ----------
-    params : dict with "W" (I, D), "R" (I, I), "V" (K, I)
+    params : dict with "W" (I, D), "R" (I, I), "V" (K, I), all float32 or all float64
     x : ndarray (B, T, D)
         Batch-major inputs.
     y : ndarray (B, K) or (B, T, K)
         Targets at the end of each sequence (many-to-one), or at every step (many-to-many).
+        x and y are converted to the parameters' dtype if they differ.
 
     Returns
     -------
     loss : float
-        Mean over the batch of L(T) (many-to-one) or of sum_t L(t) (many-to-many), in nats.
+        Mean over the batch of L(T) (many-to-one) or of sum_t L(t) (many-to-many), in nats,
+        computed in the parameters' dtype.
     cache : Cache
+        Every array in it has the parameters' dtype.
 
     Raises
     ------
@@ -269,13 +278,14 @@ def forward(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray) -> tupl
         per_step = True
     else:
         raise ValueError(f"y must have shape (B, K)=({B}, {K}) or (B, T, K)=({B}, {T}, {K}), got {y.shape}")
-    xt = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, D)
+    dtype = W.dtype
+    xt = np.ascontiguousarray(x.transpose(1, 0, 2), dtype=dtype)  # (T, B, D)
     A = run_forward(params, xt)
     if per_step:
-        yt = np.ascontiguousarray(y.transpose(1, 0, 2))  # (T, B, K)
+        yt = np.ascontiguousarray(y.transpose(1, 0, 2), dtype=dtype)  # (T, B, K)
         z = A[1:] @ V.T  # (T, B, K)
     else:
-        yt = y
+        yt = y.astype(dtype, copy=False)
         z = np.dot(A[T], V.T)  # (B, K)
     loss = float(bce_with_logits(z, yt).sum() / B)
     return loss, Cache(x=xt, A=A, z=z, y=yt, per_step=per_step)
@@ -293,7 +303,8 @@ def backward(params: dict[str, np.ndarray], cache: Cache) -> dict[str, np.ndarra
     -------
     dict with "W" (I, D), "R" (I, I), "V" (K, I): dL/dW, dL/dR, dL/dV, and
     "delta" (T, B, I): delta(t) = dL/ds(t) for every step (time-major), for inspection
-    (the tests compare it with the vanishing-gradient module's error vectors).
+    (the tests compare it with the vanishing-gradient module's error vectors). All in
+    the parameters' dtype (tests/test_dtype.py checks that no call upcasts).
 
     Notes
     -----
@@ -315,14 +326,14 @@ def backward(params: dict[str, np.ndarray], cache: Cache) -> dict[str, np.ndarra
     g = np.empty((B, I), dtype=A.dtype)  # the error row dL/da(t)
     np.multiply(A1, A1, delta)
     np.subtract(1.0, delta, delta)
-    multiply, dot = np.multiply, np.dot
+    multiply = np.multiply
     if cache.per_step and T > 0:
         top = psi @ V  # (T, B, I): V^T psi(t) for every t
         g = top[T - 1].copy()  # dL/da(T)
         # t = T .. 2, 3 NumPy calls per step.
         for d, top_prev in zip(delta[:0:-1], top[-2::-1]):
             multiply(d, g, d)  # delta(t) = (1 - a(t)^2) * dL/da(t)
-            dot(d, R, g)  # R^T delta(t): the error sent back to a(t-1)
+            d.dot(R, g)  # R^T delta(t): the error sent back to a(t-1)
             g += top_prev
         multiply(delta[0], g, out=delta[0])
     elif T > 0:
@@ -332,7 +343,7 @@ def backward(params: dict[str, np.ndarray], cache: Cache) -> dict[str, np.ndarra
         for t in range(T - 1, 0, -1):
             d = delta[t]
             multiply(d, g, d)
-            dot(d, R, g)  # now g = dL/da(t)
+            d.dot(R, g)  # now g = dL/da(t)
             if t % 8 == 0 and g.max() < flush and g.min() > -flush:
                 delta[:t] = 0.0  # the error signal has vanished below the flush level
                 break

@@ -5,8 +5,11 @@ as :func:`frnn_cli.model.init_params` and :func:`frnn_cli.model.backward` produc
 optimizer updates exactly the arrays in the ``params`` dict it is given, so a frozen
 parameter (config key ``freeze``) is simply left out of that dict.
 Every update works in place with ``out=`` arguments, so a step allocates no new arrays;
-the gradient arrays are used as scratch space and hold garbage afterwards. This module is
-on the training hot path (one call per step); NumPy only, no I/O.
+the gradient arrays are used as scratch space and hold garbage afterwards. The state
+(velocity, moments) is made with ``zeros_like`` of the parameters and every constant is a
+Python float, which NumPy applies in the array's own dtype (NEP 50), so a float32 run's
+update stays in float32 (tests/test_dtype.py checks it). This module is on the training
+hot path (one call per step); NumPy only, no I/O.
 
 Methods:
 

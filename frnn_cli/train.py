@@ -185,13 +185,15 @@ class TrainResult:
     best : EvalRecord
         The best validation checkpoint's record (highest val_acc, ties: lower val_loss).
     params : dict
-        "W" (I, 1), "R" (I, I), "V" (1, I), float64: the best checkpoint's weights.
+        "W" (I, 1), "R" (I, I), "V" (1, I) in the run's dtype (``cfg.dtype``): the best
+        checkpoint's weights.
     test : TestResult
         The best checkpoint on the test set.
     divergence : Divergence or None
         Set when status is "diverged".
     seconds : float
-        Wall time of the whole call, in seconds.
+        Wall time of the call up to the test-set evaluation, in seconds (what follows, the
+        binomial test, takes microseconds once scipy.stats is imported).
     """
 
     status: str
@@ -222,17 +224,19 @@ def streams(seed: int) -> dict[str, np.random.Generator]:
     return {name: np.random.default_rng(ss) for name, ss in zip(("init", "train", "val", "test"), children)}
 
 
-def training_batches(rng: np.random.Generator, B: int, T: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Endless fresh training batches x (B, T, 1), y (B, 1), float64.
+def training_batches(
+    rng: np.random.Generator, B: int, T: int, dtype: np.dtype | type = np.float64
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Endless fresh training batches x (B, T, 1), y (B, 1) of ``dtype``.
 
     Batches are drawn ``n`` at a time with one :func:`frnn_cli.data.sample_batch` call of
     n * B sequences and handed out as contiguous slices, which costs a fraction of the
     NumPy calls of drawing each batch alone. n = min(16, 2^16 // (B T)), at least 1, so
-    the stream is a pure function of (rng state, B, T).
+    the stream is a pure function of (rng state, B, T); the dtype only rounds the values.
     """
     n = max(1, min(_SAMPLE_CHUNK_MAX, _SAMPLE_CHUNK_FLOATS // (B * T)))
     while True:
-        x, y = sample_batch(rng, n * B, T)
+        x, y = sample_batch(rng, n * B, T, dtype)
         for i in range(n):
             yield x[i * B:(i + 1) * B], y[i * B:(i + 1) * B]
 
@@ -248,6 +252,7 @@ def evaluate(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray) -> tup
     params : dict with "W" (I, D), "R" (I, I), "V" (K=1, I)
     x : ndarray (N, T, D)
     y : ndarray (N, 1), targets 0.0 or 1.0
+        The forward pass and the loss run in the parameters' dtype (x and y should have it).
 
     Returns
     -------
@@ -269,12 +274,15 @@ def evaluate(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray) -> tup
 def describe(cfg: Config) -> str:
     """A one-line description of a run's setting, for titles and logs.
 
-    Example: "T=2, lr=1, sgd, hidden=32, init uniform ±0.01, B=32, seed 0".
+    Example: "T=2, lr=1, sgd, hidden=32, init uniform ±0.01, B=32, seed 0"; a float32 run
+    ends with ", float32" (float64, the default, is not named).
     """
     init = f"uniform ±{cfg.init_scale:g}" if cfg.init == "uniform" else cfg.init
     opt = cfg.optimizer + (f" (clip {cfg.clip:g})" if cfg.clip is not None else "")
     frozen = f", {cfg.freeze} frozen" if cfg.freeze != "none" else ""
-    return f"T={cfg.T}, lr={cfg.lr:g}, {opt}, hidden={cfg.hidden}, init {init}{frozen}, B={cfg.batch_size}, seed {cfg.seed}"
+    dtype = "" if cfg.dtype == "float64" else f", {cfg.dtype}"
+    return (f"T={cfg.T}, lr={cfg.lr:g}, {opt}, hidden={cfg.hidden}, init {init}{frozen}, B={cfg.batch_size}, "
+            f"seed {cfg.seed}{dtype}")
 
 
 def trainable_names(freeze: str, names: tuple[str, ...]) -> list[str]:
@@ -323,6 +331,13 @@ def train(cfg: Config, callback: Callable[[EvalRecord], None] | None = None) -> 
     :class:`EvalRecord`, keeps a copy of the weights if they are the best so far, calls
     ``callback(record)`` and checks early stopping.
 
+    Every array of the run -- weights, training batches, validation and test sets,
+    activations, gradients, optimizer state -- has the dtype ``cfg.dtype``; the draws are
+    the same in float32 and float64 (rounded once). The diagnostics ||R||_2 and
+    ||da(T)/da(1)||_2 are computed from a float64 copy of the weights: the Jacobian norm
+    falls like ||R||_2^(T-1) and leaves float32's range (below 1e-38, the underflow to
+    0) after about 30 steps at the reference initialisation, where float64 still resolves it.
+
     Stops early when validation accuracy is 1.0 and validation loss < ``cfg.stop_loss``
     (unless null), or after ``cfg.patience`` evaluations without a new best (unless 0).
     A training loss that is NaN, inf or above ``cfg.diverge_loss``, or a non-finite
@@ -347,14 +362,15 @@ def train(cfg: Config, callback: Callable[[EvalRecord], None] | None = None) -> 
     """
     t_start = time.perf_counter()
     rng = streams(cfg.seed)
-    params = init_params(1, cfg.hidden, 1, rng["init"], init=cfg.init, init_scale=cfg.init_scale)
-    x_val, y_val = sample_batch(rng["val"], cfg.n_val, cfg.T)
-    x_jac = x_val[:JACOBIAN_SEQUENCES]
+    dtype = np.dtype(cfg.dtype)
+    params = init_params(1, cfg.hidden, 1, rng["init"], init=cfg.init, init_scale=cfg.init_scale, dtype=dtype)
+    x_val, y_val = sample_batch(rng["val"], cfg.n_val, cfg.T, dtype)
+    x_jac = x_val[:JACOBIAN_SEQUENCES].astype(np.float64)
     optimizer = make_optimizer(cfg.optimizer, cfg.lr, cfg.momentum, cfg.adam_beta1, cfg.adam_beta2, cfg.adam_eps)
     trainable = trainable_names(cfg.freeze, PARAM_NAMES)
     # The optimizer sees only the trainable arrays (the same memory as ``params``).
     learning = {n: params[n] for n in trainable}
-    batches = training_batches(rng["train"], cfg.batch_size, cfg.T)
+    batches = training_batches(rng["train"], cfg.batch_size, cfg.T, dtype)
 
     history: list[EvalRecord] = []
     best: EvalRecord | None = None
@@ -366,6 +382,7 @@ def train(cfg: Config, callback: Callable[[EvalRecord], None] | None = None) -> 
                R_jump: float = nan) -> EvalRecord:
         nonlocal best, best_params, since_best
         val_loss, correct = evaluate(params, x_val, y_val)
+        p64 = {n: params[n].astype(np.float64) for n in PARAM_NAMES}  # diagnostics in float64; see the docstring
         rec = EvalRecord(
             step=step,
             train_loss=train_loss,
@@ -376,8 +393,8 @@ def train(cfg: Config, callback: Callable[[EvalRecord], None] | None = None) -> 
             grad_norm_W=gnorms[0],
             grad_norm_R=gnorms[1],
             grad_norm_V=gnorms[2],
-            R_spectral_norm=spectral_norm(params["R"]),
-            jacobian_norm=float(np.median(jacobian_norms(params, x_jac, end_only=True))),
+            R_spectral_norm=spectral_norm(p64["R"]),
+            jacobian_norm=float(np.median(jacobian_norms(p64, x_jac, end_only=True))),
         )
         history.append(rec)
         if _is_better(rec, best):
@@ -454,8 +471,10 @@ def train(cfg: Config, callback: Callable[[EvalRecord], None] | None = None) -> 
                     break
 
         assert best is not None  # the step-0 record always exists
-        x_test, y_test = sample_batch(rng["test"], cfg.n_test, cfg.T)
+        x_test, y_test = sample_batch(rng["test"], cfg.n_test, cfg.T, dtype)
         test_loss, correct = evaluate(best_params, x_test, y_test)
+    # Timed before the chance test, whose first call in a process imports scipy.stats (0.5-1 s).
+    seconds = time.perf_counter() - t_start
     ct = chance_test(correct, cfg.n_test, cfg.alpha)
     test = TestResult(
         n=cfg.n_test, correct=correct, accuracy=ct.accuracy, loss=test_loss,
@@ -463,5 +482,5 @@ def train(cfg: Config, callback: Callable[[EvalRecord], None] | None = None) -> 
     )
     return TrainResult(
         status=status, stop_reason=stop_reason, steps_done=steps_done, history=history, best=best,
-        params=best_params, test=test, divergence=divergence, seconds=time.perf_counter() - t_start,
+        params=best_params, test=test, divergence=divergence, seconds=seconds,
     )

@@ -16,7 +16,15 @@ section 3.1). The error that BPTT sends back from the loss L = L(T) at the seque
     g(t-1) = dL/da(t-1) = R^T ((1 - a(t)^2) * g(t)) = (da(t)/da(t-1))^T g(t),
 
 so g(1) = J(T)^T g(T) and ||g(1)|| <= ||J(T)||_2 ||g(T)||. docs/vanishing_gradient.md derives
-all of it. Letters: B sequences, T time steps, D inputs, I hidden units, K outputs.
+all of it.
+
+Precision: the states a(t) come from the network in its own dtype (float32 or float64), but
+the Jacobian products and the error vectors g(t) are always formed in float64. They shrink
+like ||R||_2^(t-1) (about 0.06^(t-1) at the reference initialisation), which leaves
+float32's range (underflow below about 1e-38, to 0 below 1e-45) after about 30 steps,
+while float64 resolves them down to about 1e-308. A float32 state is exactly representable
+in float64, so the float64 product is the Jacobian of the float32 trajectory itself, to
+float64 rounding. Letters: B sequences, T time steps, D inputs, I hidden units, K outputs.
 NumPy only; no I/O.
 """
 
@@ -41,8 +49,12 @@ _MAX_JACOBIAN_ENTRIES = 2**23
 
 
 def spectral_norm(M: np.ndarray) -> float:
-    """Largest singular value ||M||_2 of a matrix M (I, I)."""
-    return float(np.linalg.norm(M, 2))
+    """Largest singular value ||M||_2 of a matrix M (I, I), computed in float64 for any float M.
+
+    In float64 so that the bound ||R||_2^(t-1) of a float32 network carries float64's
+    rounding error (1e-16), not float32's (1e-7), which :data:`BOUND_RTOL` could not absorb.
+    """
+    return float(np.linalg.norm(M.astype(np.float64, copy=False), 2))
 
 
 def spectral_radius(M: np.ndarray) -> float:
@@ -51,7 +63,7 @@ def spectral_radius(M: np.ndarray) -> float:
     rho(M) <= ||M||_2, and ||M^k||_2^(1/k) -> rho(M) as k grows (Gelfand's formula), so a
     long product of near-identical factors M shrinks like rho(M)^k, not ||M||_2^k.
     """
-    return float(np.max(np.abs(np.linalg.eigvals(M)))) if M.size else 0.0
+    return float(np.max(np.abs(np.linalg.eigvals(M.astype(np.float64, copy=False))))) if M.size else 0.0
 
 
 def _check_x(params: dict[str, np.ndarray], x: np.ndarray) -> None:
@@ -68,11 +80,13 @@ def _states(params: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
 def _iter_jacobians(A: np.ndarray, R: np.ndarray) -> Iterator[np.ndarray]:
     """Yield J(t) = da(t)/da(1), (B, I, I), for t = 1..T along the trajectories A (T + 1, B, I)."""
     T, B, I = A.shape[0] - 1, A.shape[1], R.shape[0]
-    J = np.broadcast_to(np.eye(I, dtype=A.dtype), (B, I, I)).copy()  # J(1)
+    R = R.astype(np.float64, copy=False)  # float64 products whatever the network's dtype (module docstring)
+    J = np.broadcast_to(np.eye(I, dtype=np.float64), (B, I, I)).copy()  # J(1)
     yield J
     for t in range(2, T + 1):
         # diag(1 - a(t)^2) R J(t-1): scale the rows of R J(t-1) by 1 - a(t)^2.
-        J = (1.0 - A[t] ** 2)[:, :, None] * (R @ J)
+        a = A[t].astype(np.float64, copy=False)
+        J = (1.0 - a**2)[:, :, None] * (R @ J)
         yield J
 
 
@@ -179,6 +193,8 @@ def jacobian_norms(params: dict[str, np.ndarray], x: np.ndarray, end_only: bool 
 
 
 def _error_vectors_from_states(A: np.ndarray, R: np.ndarray, V: np.ndarray, y: np.ndarray) -> np.ndarray:
+    # float64 whatever the network's dtype: g(t) shrinks like the Jacobians (module docstring).
+    A, R, V, y = (v.astype(np.float64, copy=False) for v in (A, R, V, y))
     T = A.shape[0] - 1
     G = np.empty_like(A[1:])  # (T, B, I)
     z = A[T] @ V.T  # (B, K)

@@ -1,5 +1,9 @@
 """`frnn --version`, `frnn generate`, `frnn gradcheck` through typer's CliRunner."""
 
+import inspect
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -13,6 +17,40 @@ def test_version(cli):
     r = cli("--version")
     assert r.exit_code == 0, _msg(r)
     assert r.stdout.strip() == f"frnn {__version__}"
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"]])
+def test_version_and_help_import_no_heavy_library(args):
+    # `frnn --help` must answer at once: the command modules, and NumPy, SciPy and
+    # matplotlib behind them, load only when a command runs (frnn_cli.cli.root.FrnnGroup).
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('LOADED', sorted(m for m in ('numpy', 'scipy', 'matplotlib', "
+        "'frnn_cli.cli.cmd_train') if m in sys.modules)))\n"
+        f"sys.argv = ['frnn', *{args!r}]\n"
+        "from frnn_cli.cli import main\n"
+        "main()\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "LOADED []" in r.stdout, r.stdout[-500:]
+
+
+def test_root_help_lists_each_command_with_its_own_short_help(cli):
+    from frnn_cli.cli.root import LAZY_COMMANDS, load_command
+
+    r = cli("--help")
+    assert r.exit_code == 0 and r.exception is None, _msg(r)
+    for name, (_, _, short_help, _) in LAZY_COMMANDS.items():
+        own = inspect.cleandoc(load_command(name).help).split("\n\n")[0].replace("\n", " ")
+        assert short_help == own, f"{name}: root help says {short_help!r}, the command's docstring {own!r}"
+        assert name in r.stdout, _msg(r)
+
+
+def test_typo_in_command_name_suggests_the_command(cli):
+    r = cli("trian")
+    assert r.exit_code == 2, _msg(r)
+    assert "Did you mean 'train'" in r.stderr, _msg(r)
 
 
 @pytest.mark.parametrize("cmd", ["generate", "gradcheck"])

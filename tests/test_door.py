@@ -139,9 +139,9 @@ def test_lines_in_a_log_are_not_hard_wrapped(tmp_path):
     assert len(verdict) == 1 and verdict[0].endswith("step 10)"), p.stdout
 
 
-@pytest.mark.parametrize("cmd", ["generate", "gradcheck", "train", "sweep", "vanishing"])
+@pytest.mark.parametrize("cmd", ["", "generate", "gradcheck", "train", "sweep", "compare", "vanishing", "export"])
 def test_flags_show_no_bool_metavar(cli, cmd):
-    r = cli(cmd, "--help")
+    r = cli(*([cmd] if cmd else []), "--help")
     expect_exit(r, 0)
     assert "<bool>" not in r.stdout, _msg(r)
 

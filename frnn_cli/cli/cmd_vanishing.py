@@ -32,7 +32,7 @@ CSV_COLUMNS = (
 class VanishingConfig(config.Config):
     """Keys of ``frnn vanishing``: every training key (so a train config file loads), plus n.
 
-    Only T, n, seed and the network keys (hidden, init, init_scale) are used; the rest are
+    Only T, n, seed, dtype and the network keys (hidden, init, init_scale) are used; the rest are
     kept so that the run folder's config.yaml records the trained network's settings.
     """
 
@@ -42,8 +42,8 @@ class VanishingConfig(config.Config):
     n: int = field(default=200, metadata={"min": 1})
 
 
-def load_run_model(run_dir: Path, hidden: int) -> dict[str, np.ndarray]:
-    """The trained weights W (I, 1), R (I, I), V (1, I) from ``<run_dir>/model.npz``, as float64.
+def load_run_model(run_dir: Path, hidden: int, dtype: str = "float64") -> dict[str, np.ndarray]:
+    """The trained weights W (I, 1), R (I, I), V (1, I) from ``<run_dir>/model.npz``, as ``dtype``.
 
     Raises
     ------
@@ -72,7 +72,7 @@ def load_run_model(run_dir: Path, hidden: int) -> dict[str, np.ndarray]:
             raise BadInput(f"--run: {path}: {name} has dtype {a.dtype}, expected floating point")
         if not np.all(np.isfinite(a)):
             raise BadInput(f"--run: {path}: {name} contains NaN or inf (did the run diverge?)")
-        params[name] = np.ascontiguousarray(a, dtype=np.float64)
+        params[name] = np.ascontiguousarray(a, dtype=dtype)
     return params
 
 
@@ -107,7 +107,7 @@ def _resolve(
     if not (run / "config.yaml").is_file():
         raise BadInput(f"--run: {run / 'config.yaml'} does not exist (expected a train run folder with model.npz and config.yaml)")
     cfg = config.load_config(run / "config.yaml", overrides, schema=VanishingConfig)
-    params = load_run_model(run, cfg.hidden)
+    params = load_run_model(run, cfg.hidden, cfg.dtype)
     if unfinished:
         err_console.print(
             f"warning: the run in {run} did not finish (meta.json status: {status}); "
@@ -168,7 +168,7 @@ def vanishing(
         list[str] | None,
         typer.Argument(
             metavar="[T=20] [n=200] [key=value ...]",
-            help="T (sequence length), n (number of sequences), seed, and the network keys hidden, init, init_scale.",
+            help="T (sequence length), n (number of sequences), seed, dtype (float64/float32) and the network keys hidden, init, init_scale.",
         ),
     ] = None,
     run: Annotated[
@@ -183,7 +183,7 @@ def vanishing(
 ) -> None:
     """Measure how the gradient vanishes through time: ||da(t)/da(1)||_2 against its bound ||R||_2^(t-1).
 
-    On n task sequences of length T, builds the exact Jacobian da(t)/da(1) of every sequence as the product of the per-step Jacobians diag(1 - a(k)^2) R, and reports per t the median and maximum of its spectral norm, the bound ||R||_2^(t-1), and the norm of the back-propagated error ||dL/da(t)|| for the loss at the sequence end. The network is a fresh initialisation from the config (default: 32 hidden, uniform ±0.01), or with --run a trained one. Fresh weights and sequences come from seeds derived from `seed`.
+    On n task sequences of length T, builds the exact Jacobian da(t)/da(1) of every sequence as the product of the per-step Jacobians diag(1 - a(k)^2) R, and reports per t the median and maximum of its spectral norm, the bound ||R||_2^(t-1), and the norm of the back-propagated error ||dL/da(t)|| for the loss at the sequence end. The network is a fresh initialisation from the config (default: 32 hidden, uniform ±0.01), or with --run a trained one; it runs in `dtype` (a trained run's own by default), while the Jacobian products are always formed in float64, which resolves them far below float32's range. Fresh weights and sequences come from seeds derived from `seed`.
 
     Writes vanishing.csv (one row per t), plots/vanishing.png, config.yaml and meta.json into a new run folder. Exit 1 if any sequence violates the bound (a bug), 2 on bad input. For a trained network: frnn vanishing --run runs/<train run folder>.
 
@@ -195,8 +195,10 @@ def vanishing(
     check_fits(vanishing_bytes(cfg.T, cfg.n, cfg.hidden), f"frnn vanishing with T={cfg.T}, n={cfg.n}, hidden={cfg.hidden}")
     init_ss, data_ss = np.random.SeedSequence(cfg.seed).spawn(2)
     if params is None:
-        params = init_params(1, cfg.hidden, 1, np.random.default_rng(init_ss), init=cfg.init, init_scale=cfg.init_scale)
-    x, y = sample_batch(np.random.default_rng(data_ss), cfg.n, cfg.T)
+        params = init_params(1, cfg.hidden, 1, np.random.default_rng(init_ss), init=cfg.init, init_scale=cfg.init_scale,
+                             dtype=cfg.dtype)
+    # The network runs in cfg.dtype; summarize forms the Jacobian products in float64 (see frnn_cli.vanishing).
+    x, y = sample_batch(np.random.default_rng(data_ss), cfg.n, cfg.T, cfg.dtype)
     network = _network_text(cfg, run)
 
     folder = new_run_dir(runs_dir, "vanishing")
