@@ -35,6 +35,7 @@ import yaml
 
 from frnn_cli.errors import BadInput, Note
 from frnn_cli.model import INITS
+from frnn_cli.networks import MODELS
 from frnn_cli.optim import OPTIMIZERS
 
 
@@ -213,7 +214,10 @@ class Config:
     # Sequence length T of the task (time steps per sequence). The reference setting learns
     # T = 2 within ~100 steps; T >= 4 stays at chance with plain SGD (the vanishing gradient).
     T: int = field(default=2, metadata={"min": 1})
-    # Hidden size I (number of recurrent tanh units).
+    # The network: rnn (the fully recurrent tanh network of the assignment) or lstm (an LSTM with
+    # a forget gate: Hochreiter & Schmidhuber 1997, Gers et al. 2000; frnn_cli/lstm.py).
+    model: str = field(default="rnn", metadata={"choices": MODELS})
+    # Hidden size I (number of recurrent tanh units; for the LSTM, memory cells).
     hidden: int = field(default=32, metadata={"min": 1})
     # Learning rate eta of the optimizer (step size; for sgd: theta <- theta - eta * dL/dtheta).
     lr: float = field(default=1.0, metadata={"gt": 0})
@@ -233,8 +237,17 @@ class Config:
     init: str = field(default="uniform", metadata={"choices": INITS})
     # Half-width of the uniform initialisation interval (reference: 0.01); ignored by glorot/orthogonal.
     init_scale: float = field(default=0.01, metadata={"gt": 0})
-    # Optimizer: sgd (plain gradient descent, the reference), momentum, adam.
-    optimizer: str = field(default="sgd", metadata={"choices": OPTIMIZERS})
+    # LSTM only: initial bias of the forget gate (Gers et al. 2000 recommend a positive one,
+    # so that the cells remember from the start).
+    forget_bias: float = 1.0
+    # Optimizer: sgd (plain gradient descent, the reference), momentum, adam, or guess: no
+    # gradient at all, random weight guessing (Schmidhuber, Hochreiter & Bengio 2001) -- every
+    # trial draws all weights afresh from init/init_scale and the first one that classifies all
+    # screen_n screening sequences wins; steps then bounds the number of trials.
+    optimizer: str = field(default="sgd", metadata={"choices": (*OPTIMIZERS, "guess")})
+    # optimizer=guess: screening sequences a trial must classify without error (the LSTM
+    # paper's ST1 uses 256).
+    screen_n: int = field(default=256, metadata={"min": 1})
     # Momentum coefficient mu for optimizer=momentum (v <- mu v - lr g; theta <- theta + v).
     momentum: float = field(default=0.9, metadata={"min": 0, "lt": 1})
     # Adam: decay rate of the first-moment estimate (Kingma & Ba 2015).

@@ -334,12 +334,17 @@ class GradcheckConfig:
     per_step: bool = False
     # Half-width of the uniform initialisation.
     init_scale: float = field(default=0.5, metadata={"gt": 0})
+    # The network: rnn or lstm (frnn_cli/networks.py).
+    model: str = field(default="rnn", metadata={"choices": ("rnn", "lstm")})
+    # LSTM only: initial bias of the forget gate.
+    forget_bias: float = 1.0
 
 
 def check_network(
     cfg: GradcheckConfig, seed: int = 0, eps: float = 1e-7, thresh: float = 1e-7, relative: bool = False
 ) -> list[ParamCheck]:
-    """Gradient-check BPTT on a fresh random network and a batch of task sequences.
+    """Gradient-check BPTT on a fresh random network (the RNN or, with ``model: lstm``, the LSTM)
+    and a batch of task sequences.
 
     Draws, from ``np.random.default_rng(seed)``: the weights (uniform +-init_scale), a batch
     x (B, T, 1) of task sequences, and with ``per_step`` random 0/1 targets (B, T, K);
@@ -363,10 +368,12 @@ def check_network(
         If ``eps`` or ``thresh`` is not a finite number > 0.
     """
     from frnn_cli.data import sample_batch
-    from frnn_cli.model import FullyRecurrentNetwork
+    from frnn_cli import networks
 
     rng = np.random.default_rng(seed)
-    net = FullyRecurrentNetwork(1, cfg.hidden, cfg.outputs, rng=rng, init="uniform", init_scale=cfg.init_scale)
+    extra = {"forget_bias": cfg.forget_bias} if cfg.model == "lstm" else {}
+    net = networks.get(cfg.model).network_class(1, cfg.hidden, cfg.outputs, rng=rng, init="uniform",
+                                                init_scale=cfg.init_scale, **extra)
     x, y_end = sample_batch(rng, cfg.batch_size, cfg.T)
     if cfg.per_step:
         y = (rng.random((cfg.batch_size, cfg.T, cfg.outputs)) < 0.5).astype(np.float64)

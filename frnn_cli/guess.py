@@ -58,11 +58,12 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from frnn_cli import networks
 from frnn_cli.errors import BadInput
-from frnn_cli.model import PARAM_NAMES, init_params
 
 #: Target size in bytes of one block's hidden state (N, I, S) in :func:`stacked_logits`;
 #: one more buffer of this size (R a) is live. Measured on this project's machine (AMD EPYC,
@@ -152,7 +153,7 @@ def stacked_logits(params: dict[str, np.ndarray], x: np.ndarray, block: int | No
     nb = block_size(S, I, dt.itemsize) if block is None else max(1, int(block))
     for n0 in range(0, N, nb):
         n1 = min(N, n0 + nb)
-        block = {k: np.ascontiguousarray(params[k][n0:n1], dtype=dt) for k in PARAM_NAMES}
+        block = {k: np.ascontiguousarray(params[k][n0:n1], dtype=dt) for k in ("W", "R", "V")}
         z[n0:n1] = _block_logits(block, xT).transpose(0, 2, 1)
     return z
 
@@ -178,6 +179,76 @@ def _block_logits(p: dict[str, np.ndarray], xT: np.ndarray) -> np.ndarray:
         add(a, Ra, out=a)
         tanh(a, out=a)
     return matmul(V, a)  # (N, K, S)
+
+
+def stacked_lstm_logits(params: dict[str, np.ndarray], x: np.ndarray, block: int | None = None) -> np.ndarray:
+    """Logits z(T) = V a(T) of N candidate LSTMs (:mod:`frnn_cli.lstm`) on the same S sequences.
+
+    For every candidate n, with a(0) = c(0) = 0, t = 1..T and the gate rows in the order
+    o, i, f, g of :data:`frnn_cli.lstm.GATES`::
+
+        s = W x(t) + R a(t-1) + b;  c(t) = f c(t-1) + i g;  a(t) = o tanh(c(t))
+
+    with o, i, f = sigma(s_o, s_i, s_f) and g = tanh(s_g), all candidates of a block at once:
+    per step one batched product R a(t-1), one product for W x(t), and a few element-wise
+    passes, whatever N is. Equal to :func:`frnn_cli.lstm.final_logits` per candidate up to
+    rounding (the LSTM module evaluates the same equations in another order).
+
+    Parameters
+    ----------
+    params : dict
+        "W" (N, 4I, D), "R" (N, 4I, I), "b" (N, 4I), "V" (N, K, I), float arrays.
+    x : ndarray (S, T, D)
+    block : int or None
+        Candidates run together; default :func:`block_size` (S, 4I).
+
+    Returns
+    -------
+    z : ndarray (N, S, K)
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not fit together.
+    """
+    W, R, b, V = params["W"], params["R"], params["b"], params["V"]
+    if W.ndim != 3 or R.ndim != 3 or b.ndim != 2 or V.ndim != 3:
+        raise ValueError(f"stacked LSTM params need W (N, 4I, D), R (N, 4I, I), b (N, 4I), V (N, K, I); got "
+                         f"{W.shape}, {R.shape}, {b.shape}, {V.shape}")
+    N, G, D = W.shape
+    I, K = G // 4, V.shape[1]
+    if G != 4 * I or R.shape != (N, G, I) or b.shape != (N, G) or V.shape[:2] != (N, K) or V.shape[2] != I:
+        raise ValueError(f"stacked LSTM params do not fit together: {W.shape}, {R.shape}, {b.shape}, {V.shape}")
+    x = np.asarray(x)
+    if x.ndim != 3 or x.shape[2] != D or x.shape[1] < 1:
+        raise ValueError(f"x must have shape (S, T >= 1, D={D}), got {x.shape}")
+    S, T, _ = x.shape
+    dt = np.result_type(W, R, b, V, x)
+    xT = np.ascontiguousarray(x.transpose(1, 2, 0), dtype=dt)  # (T, D, S)
+    z = np.empty((N, S, K), dtype=dt)
+    nb = block_size(S, G, dt.itemsize) if block is None else max(1, int(block))
+    for n0 in range(0, N, nb):
+        n1 = min(N, n0 + nb)
+        Wb, Rb = np.ascontiguousarray(W[n0:n1], dtype=dt), np.ascontiguousarray(R[n0:n1], dtype=dt)
+        bb = np.ascontiguousarray(b[n0:n1], dtype=dt)[:, :, None]
+        n = n1 - n0
+        a = np.zeros((n, I, S), dtype=dt)
+        c = np.zeros((n, I, S), dtype=dt)
+        W2 = Wb.reshape(n * G, D)
+        for t in range(T):
+            s_ = np.matmul(Rb, a)  # (n, 4I, S)
+            s_ += np.dot(W2, xT[t]).reshape(n, G, S)
+            s_ += bb
+            sig = 0.5 * (1.0 + np.tanh(0.5 * s_[:, :3 * I]))  # o, i, f
+            g = np.tanh(s_[:, 3 * I:])
+            c = sig[:, 2 * I:3 * I] * c + sig[:, I:2 * I] * g
+            a = sig[:, :I] * np.tanh(c)
+        z[n0:n1] = np.matmul(V[n0:n1].astype(dt, copy=False), a).transpose(0, 2, 1)
+    return z
+
+
+#: The stacked forward pass of each model.
+STACKED_LOGITS = {"rnn": stacked_logits, "lstm": stacked_lstm_logits}
 
 
 def count_correct(z: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -232,6 +303,8 @@ def draw_trial(
     init: str,
     init_scale: float,
     dtype: np.dtype | type = np.float64,
+    model: str = "rnn",
+    forget_bias: float = 1.0,
 ) -> dict[str, np.ndarray]:
     """Re-draw trial k's weights alone (the definition of a trial's candidate).
 
@@ -255,8 +328,8 @@ def draw_trial(
     ValueError
         As :func:`frnn_cli.model.init_params`.
     """
-    return init_params(D, I, K, np.random.default_rng(trial_seed(seed, k)), init=init,
-                       init_scale=init_scale, dtype=dtype)
+    return networks.get(model).init_params(D, I, K, np.random.default_rng(trial_seed(seed, k)), init=init,
+                                           init_scale=init_scale, dtype=dtype, forget_bias=forget_bias)
 
 
 def draw_trials(
@@ -269,8 +342,11 @@ def draw_trials(
     init: str,
     init_scale: float,
     dtype: np.dtype | type = np.float64,
+    model: str = "rnn",
+    forget_bias: float = 1.0,
 ) -> dict[str, np.ndarray]:
-    """Trials k0..k1-1 stacked: W (N, I, D), R (N, I, I), V (N, K, I), N = k1 - k0.
+    """Trials k0..k1-1 stacked: W (N, I, D), R (N, I, I), V (N, K, I), N = k1 - k0 (for the
+    LSTM: W (N, 4I, D), R (N, 4I, I), b (N, 4I), V (N, K, I)).
 
     Row j is :func:`draw_trial` (k0 + j, ...) itself, so a stacked trial and the same
     trial re-drawn alone are equal bit for bit by construction. (Filling the stack from
@@ -294,13 +370,13 @@ def draw_trials(
     """
     if not 0 <= k0 < k1:
         raise ValueError(f"need 0 <= k0 < k1, got k0={k0}, k1={k1}")
-    trials = [draw_trial(k, seed, D, I, K, init, init_scale, dtype) for k in range(k0, k1)]
-    return {name: np.stack([p[name] for p in trials]) for name in PARAM_NAMES}
+    trials = [draw_trial(k, seed, D, I, K, init, init_scale, dtype, model, forget_bias) for k in range(k0, k1)]
+    return {name: np.stack([p[name] for p in trials]) for name in trials[0]}
 
 
 def unstack(params: dict[str, np.ndarray], j: int) -> dict[str, np.ndarray]:
     """Candidate j of a stack as its own C-contiguous arrays (copies), as init_params returns."""
-    return {name: np.array(params[name][j], order="C") for name in PARAM_NAMES}
+    return {name: np.array(v[j], order="C") for name, v in params.items()}
 
 
 @dataclass
@@ -315,11 +391,14 @@ class ChunkRecord:
         Highest screening accuracy among those trials, in [0, 1].
     seconds : float
         Wall time since the search started, in seconds.
+    best_trial : int
+        Index k of the (first) most accurate trial so far; :func:`draw_trial` re-draws it.
     """
 
     trials: int
     best_accuracy: float
     seconds: float
+    best_trial: int = -1
 
 
 @dataclass
@@ -377,6 +456,7 @@ def search_candidates(
     chunk: int,
     target_accuracy: float = 1.0,
     callback: Callable[[ChunkRecord], None] | None = None,
+    logits: Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray] = stacked_logits,
 ) -> GuessResult:
     """Evaluate the candidates ``draw`` yields, chunk by chunk, until the first one solves.
 
@@ -400,6 +480,9 @@ def search_candidates(
     target_accuracy : float in (0, 1], default 1.0 (every sequence correct: ST1 with S = 256)
     callback : callable(ChunkRecord) or None
         Called after every chunk.
+    logits : callable (stacked params, x) -> z (N, S, K)
+        The stacked forward pass: :func:`stacked_logits` (RNN, default) or
+        :func:`stacked_lstm_logits`.
 
     Returns
     -------
@@ -427,7 +510,7 @@ def search_candidates(
     for k0 in range(0, int(max_trials), int(chunk)):
         k1 = min(int(max_trials), k0 + int(chunk))
         cand = draw(k0, k1)
-        z = stacked_logits(cand, x)
+        z = logits(cand, x)
         if z.shape[2] != y.shape[1]:
             raise ValueError(f"y must have K={z.shape[2]} columns, got {y.shape}")
         correct = count_correct(z, y)
@@ -439,7 +522,8 @@ def search_candidates(
         if seen[j] > best_correct:
             best_correct, best_k, best_params = int(seen[j]), k0 + j, unstack(cand, j)
         done = k0 + len(seen)
-        rec = ChunkRecord(trials=done, best_accuracy=best_correct / S, seconds=time.perf_counter() - t_start)
+        rec = ChunkRecord(trials=done, best_accuracy=best_correct / S, seconds=time.perf_counter() - t_start,
+                          best_trial=best_k)
         history.append(rec)
         if callback is not None:
             callback(rec)
@@ -519,3 +603,85 @@ def search(
 
     return search_candidates(draw, x, y, max_trials=max_trials, chunk=chunk,
                              target_accuracy=target_accuracy, callback=callback)
+
+
+def train_by_guessing(cfg: Any, callback: Callable[[Any], None] | None = None) -> Any:
+    """``optimizer: guess``: a training run that draws networks instead of following a gradient.
+
+    The run's streams (:func:`frnn_cli.train.streams`) give the screening set (``cfg.screen_n``
+    sequences, the "screen" stream), the validation and test sets, and the trials' seed (the
+    "init" stream's seed, so trial k is ``draw_trial(k, SeedSequence(cfg.seed).spawn(6)[0],
+    ...)``). Up to ``cfg.steps`` trials are drawn from ``cfg.init`` / ``cfg.init_scale`` in
+    chunks of :data:`CHUNK`; the first that classifies every screening sequence wins
+    (:func:`search_candidates`). After each chunk the most accurate candidate so far is
+    re-drawn, evaluated on the validation set and reported as an
+    :class:`frnn_cli.train.EvalRecord` whose ``step`` is the number of trials drawn (train
+    loss and gradient norms are NaN: there are none); the last record is the winner's.
+    The winner (or, unsolved, the most accurate candidate) is then tested on fresh test
+    sequences with the usual binomial test.
+
+    Parameters
+    ----------
+    cfg : frnn_cli.config.Config with optimizer "guess"
+    callback : callable(EvalRecord), optional
+
+    Returns
+    -------
+    frnn_cli.train.TrainResult with ``trials`` set, ``steps_done`` = trials drawn, status
+    "completed" and stop_reason "solved" or "steps" (no trial solved within ``cfg.steps``).
+
+    Raises
+    ------
+    KeyboardInterrupt
+        Propagated unchanged.
+    BadInput
+        If ``cfg.freeze`` is set (guessing draws every weight).
+    """
+    from frnn_cli import train as tr
+    from frnn_cli.data import sample_batch
+    from frnn_cli.experiment.verdict import chance_test
+    from frnn_cli.vanishing import spectral_norm
+
+    if cfg.freeze != "none":
+        raise BadInput(f"freeze={cfg.freeze}: random guessing draws every weight; it cannot freeze any")
+    t_start = time.perf_counter()
+    rng = tr.streams(cfg.seed)
+    dtype = np.dtype(cfg.dtype)
+    net = networks.get(cfg.model)
+    seed = np.random.SeedSequence(cfg.seed).spawn(len(tr.STREAMS))[0]  # the "init" stream's seed
+    x_scr, y_scr = sample_batch(rng["screen"], cfg.screen_n, cfg.T, dtype)
+    x_val, y_val = sample_batch(rng["val"], cfg.n_val, cfg.T, dtype)
+    x_jac = x_val[:tr.JACOBIAN_SEQUENCES].astype(np.float64)
+    history: list = []
+    nan = float("nan")
+
+    def draw(k0: int, k1: int) -> dict[str, np.ndarray]:
+        return draw_trials(k0, k1, seed, 1, cfg.hidden, 1, cfg.init, cfg.init_scale, dtype, cfg.model,
+                           cfg.forget_bias)
+
+    def on_chunk(chunk: ChunkRecord) -> None:
+        # The best candidate so far, re-drawn from its trial index, on the validation set.
+        params = draw_trial(chunk.best_trial, seed, 1, cfg.hidden, 1, cfg.init, cfg.init_scale, dtype, cfg.model,
+                            cfg.forget_bias)
+        val_loss, correct = tr.evaluate(params, x_val, y_val, net.final_logits)
+        p64 = {n: v.astype(np.float64) for n, v in params.items()}
+        rec = tr.EvalRecord(step=chunk.trials, train_loss=nan, train_loss_max=nan, R_jump=nan, val_loss=val_loss,
+                            val_acc=correct / cfg.n_val, grad_norm_W=nan, grad_norm_R=nan, grad_norm_V=nan,
+                            R_spectral_norm=spectral_norm(p64["R"]),
+                            jacobian_norm=float(np.median(net.state_jacobian_norms(p64, x_jac))))
+        history.append(rec)
+        if callback is not None:
+            callback(rec)
+
+    with np.errstate(all="ignore"):
+        result = search_candidates(draw, x_scr, y_scr, max_trials=cfg.steps, chunk=CHUNK, callback=on_chunk,
+                                   logits=STACKED_LOGITS[cfg.model])
+        x_test, y_test = sample_batch(rng["test"], cfg.n_test, cfg.T, dtype)
+        test_loss, correct = tr.evaluate(result.params, x_test, y_test, net.final_logits)
+    seconds = time.perf_counter() - t_start
+    ct = chance_test(correct, cfg.n_test, cfg.alpha)
+    test = tr.TestResult(n=cfg.n_test, correct=correct, accuracy=ct.accuracy, loss=test_loss, p_value=ct.p_value,
+                         alpha=cfg.alpha, better_than_chance=ct.better)
+    return tr.TrainResult(status="completed", stop_reason="solved" if result.solved else "steps",
+                          steps_done=result.trials, history=history, best=history[-1], params=result.params, test=test,
+                          divergence=None, seconds=seconds, trials=result.trials)

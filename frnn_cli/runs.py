@@ -352,17 +352,27 @@ def train_summary(result, cfg) -> dict:
         last evaluation), "test" (n, correct, accuracy, loss, p_value, alpha,
         better_than_chance, verdict), "verdict" (the same sentence), "divergence" (None or
         {"step", "reason"}), "seconds" (wall time of training and testing), "T", "lr",
-        "optimizer", "seed" (for quick reading; config.yaml has the rest), "model"
-        (what model.npz holds) and "mechanism" (how the run learned:
-        :func:`frnn_cli.experiment.verdict.learning_mechanism`). NaN values are None.
+        "optimizer", "seed", "network" (rnn/lstm; for quick reading -- config.yaml has the
+        rest), "model" (what model.npz holds), "mechanism" (how the run learned:
+        :func:`frnn_cli.experiment.verdict.learning_mechanism`; "guess" for random guessing),
+        "st1_sequences" / "st2_sequences" (training sequences seen until the LSTM paper's ST1 /
+        ST2 held, or None) and "trials" (random guessing's trials, else None). NaN values
+        are None.
     """
     from dataclasses import asdict
 
     from frnn_cli.experiment import verdict
 
     learned = result.test.better_than_chance and result.status == "completed" and result.best_step > 0
-    eps = float(np.finfo(getattr(cfg, "dtype", "float64")).eps)
-    mechanism = verdict.learning_mechanism([r.as_dict() for r in result.history], eps, learned)
+    if cfg.optimizer == "guess":
+        mechanism = verdict.Mechanism(
+            "guess" if learned else "none", step=result.best_step,
+            reason=f"random weight guessing: trial {result.trials} solved the screening set" if learned
+            else "the run did not beat chance")
+    else:
+        eps = float(np.finfo(cfg.dtype).eps)
+        mechanism = verdict.learning_mechanism([r.as_dict() for r in result.history], eps, learned)
+    names = ", ".join(result.params)
     return nan_to_none({
         "status": result.status,
         "stop_reason": result.stop_reason,
@@ -379,8 +389,12 @@ def train_summary(result, cfg) -> dict:
         "lr": cfg.lr,
         "optimizer": cfg.optimizer,
         "seed": cfg.seed,
-        "model": f"model.npz: W, R, V of the best validation checkpoint (step {result.best_step})",
+        "network": cfg.model,
+        "model": f"model.npz: {names} of the best validation checkpoint (step {result.best_step})",
         "mechanism": mechanism.as_dict(),
+        "st1_sequences": result.st1_sequences,
+        "st2_sequences": result.st2_sequences,
+        "trials": result.trials,
     })
 
 

@@ -37,9 +37,10 @@ from frnn_cli.config import Config
 from frnn_cli.data import sample_batch
 from frnn_cli.errors import BadInput
 from frnn_cli.experiment.verdict import chance_test
-from frnn_cli.model import PARAM_NAMES, backward, bce_with_logits, forward, init_params, run_forward
+from frnn_cli import networks
+from frnn_cli.model import bce_with_logits, final_logits
 from frnn_cli.optim import clip_global_norm, make_optimizer
-from frnn_cli.vanishing import jacobian_norms, spectral_norm
+from frnn_cli.vanishing import spectral_norm
 
 #: Validation sequences over which the Jacobian norm ||da(T)/da(1)||_2 is taken (median).
 JACOBIAN_SEQUENCES = 32
@@ -194,6 +195,14 @@ class TrainResult:
     seconds : float
         Wall time of the call up to the test-set evaluation, in seconds (what follows, the
         binomial test, takes microseconds once scipy.stats is imported).
+    st1_sequences, st2_sequences : int or None
+        Training sequences seen (steps x batch size) at the first evaluation where the LSTM
+        paper's ST1 / ST2 held on fresh sequences (:func:`paper_criteria`), or None if never
+        before the run stopped. Checked at evaluations only, so a multiple of
+        ``eval_every * batch_size``.
+    trials : int or None
+        optimizer=guess: the trials drawn (the winner's k + 1, or all of them when none
+        solved); None for gradient training.
     """
 
     status: str
@@ -205,6 +214,9 @@ class TrainResult:
     test: TestResult
     divergence: Divergence | None
     seconds: float
+    st1_sequences: int | None = None
+    st2_sequences: int | None = None
+    trials: int | None = None
 
     @property
     def best_step(self) -> int:
@@ -212,16 +224,22 @@ class TrainResult:
         return self.best.step
 
 
+#: The random streams of a run, in the order of ``SeedSequence(seed).spawn``: appending a
+#: stream never changes the ones before it, so old runs stay reproducible.
+STREAMS = ("init", "train", "val", "test", "criteria", "screen")
+
+
 def streams(seed: int) -> dict[str, np.random.Generator]:
-    """The four independent random streams of a run, derived from its seed.
+    """The independent random streams of a run, derived from its seed.
 
     Returns
     -------
-    dict with generators "init", "train", "val", "test", from
-    ``np.random.SeedSequence(seed).spawn(4)`` in that order.
+    dict with generators "init" (the weights), "train" (the batches), "val", "test",
+    "criteria" (the fresh sequences of the ST1/ST2 checks) and "screen" (random guessing's
+    screening set), from ``np.random.SeedSequence(seed).spawn(6)`` in that order.
     """
-    children = np.random.SeedSequence(seed).spawn(4)
-    return {name: np.random.default_rng(ss) for name, ss in zip(("init", "train", "val", "test"), children)}
+    children = np.random.SeedSequence(seed).spawn(len(STREAMS))
+    return {name: np.random.default_rng(ss) for name, ss in zip(STREAMS, children)}
 
 
 def training_batches(
@@ -241,18 +259,21 @@ def training_batches(
             yield x[i * B:(i + 1) * B], y[i * B:(i + 1) * B]
 
 
-def evaluate(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+def evaluate(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray,
+             logits: Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray] = final_logits) -> tuple[float, int]:
     """Mean loss and number of correct classifications on a set of sequences.
 
-    A sequence is classified as class 1 when its logit z(T) = V a(T) is > 0
-    (sigmoid(z) > 0.5). The set is processed in chunks of :data:`EVAL_CHUNK` sequences.
+    A sequence is classified as class 1 when its logit z(T) is > 0 (sigmoid(z) > 0.5).
+    The set is processed in chunks of :data:`EVAL_CHUNK` sequences.
 
     Parameters
     ----------
-    params : dict with "W" (I, D), "R" (I, I), "V" (K=1, I)
+    params : dict of the network's parameters
     x : ndarray (N, T, D)
     y : ndarray (N, 1), targets 0.0 or 1.0
         The forward pass and the loss run in the parameters' dtype (x and y should have it).
+    logits : callable (params, x (n, T, D)) -> z(T) (n, 1)
+        The network's ``final_logits`` (:mod:`frnn_cli.networks`); default the RNN's.
 
     Returns
     -------
@@ -264,11 +285,40 @@ def evaluate(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray) -> tup
     total, correct = 0.0, 0
     for lo in range(0, N, EVAL_CHUNK):
         xc, yc = x[lo:lo + EVAL_CHUNK], y[lo:lo + EVAL_CHUNK]
-        a_T = run_forward(params, np.ascontiguousarray(xc.transpose(1, 0, 2)))[-1]  # (n, I)
-        z = a_T @ params["V"].T  # (n, 1)
+        z = logits(params, xc)  # (n, 1)
         total += float(bce_with_logits(z, yc).sum())
         correct += int(np.count_nonzero((z > 0.0) == (yc > 0.5)))
     return total / N, correct
+
+
+#: Fresh sequences of each ST1/ST2 check, as in the LSTM paper (Hochreiter & Schmidhuber
+#: 1997, Experiment 3a: "none of 256 random test sequences misclassified").
+CRITERIA_SEQUENCES = 256
+#: ST2's bound on the mean absolute error |sigmoid(z(T)) - y| over those sequences.
+ST2_ERROR = 0.01
+
+
+def paper_criteria(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray,
+                   logits: Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray]) -> tuple[bool, bool]:
+    """The LSTM paper's stop criteria on a batch of fresh sequences: (ST1, ST2).
+
+    ST1: no sequence misclassified. ST2: ST1, and the mean absolute error
+    |sigmoid(z(T)) - y| below :data:`ST2_ERROR` (Hochreiter & Schmidhuber 1997, section 5.3).
+
+    Parameters
+    ----------
+    params : dict of the network's parameters
+    x : ndarray (S, T, D), y : ndarray (S, 1)
+    logits : the network's ``final_logits``
+
+    Returns
+    -------
+    (bool, bool)
+    """
+    z = logits(params, x).astype(np.float64)
+    st1 = bool(np.all((z > 0.0) == (y > 0.5)))
+    err = float(np.mean(np.abs(0.5 * (1.0 + np.tanh(0.5 * z)) - y)))
+    return st1, st1 and err < ST2_ERROR
 
 
 def describe(cfg: Config) -> str:
@@ -278,10 +328,14 @@ def describe(cfg: Config) -> str:
     ends with ", float32" (float64, the default, is not named).
     """
     init = f"uniform ±{cfg.init_scale:g}" if cfg.init == "uniform" else cfg.init
-    opt = cfg.optimizer + (f" (clip {cfg.clip:g})" if cfg.clip is not None else "")
     frozen = f", {cfg.freeze} frozen" if cfg.freeze != "none" else ""
     dtype = "" if cfg.dtype == "float64" else f", {cfg.dtype}"
-    return (f"T={cfg.T}, lr={cfg.lr:g}, {opt}, hidden={cfg.hidden}, init {init}{frozen}, B={cfg.batch_size}, "
+    model = "" if cfg.model == "rnn" else f"{cfg.model} (forget bias {cfg.forget_bias:g}), "
+    if cfg.optimizer == "guess":  # no learning rate, no batches: trials
+        return (f"T={cfg.T}, {model}random guessing, hidden={cfg.hidden}, init {init}, {cfg.screen_n} screening "
+                f"sequences, seed {cfg.seed}{dtype}")
+    opt = cfg.optimizer + (f" (clip {cfg.clip:g})" if cfg.clip is not None else "")
+    return (f"T={cfg.T}, {model}lr={cfg.lr:g}, {opt}, hidden={cfg.hidden}, init {init}{frozen}, B={cfg.batch_size}, "
             f"seed {cfg.seed}{dtype}")
 
 
@@ -309,9 +363,12 @@ def check_config(cfg: Config) -> None:
     Raises
     ------
     BadInput
-        If ``freeze`` names a parameter the model lacks or freezes every parameter.
+        If ``freeze`` names a parameter the model lacks or freezes every parameter, or
+        random guessing (which draws every weight) is asked to freeze some.
     """
-    trainable_names(cfg.freeze, PARAM_NAMES)
+    trainable_names(cfg.freeze, networks.param_names(cfg.model))
+    if cfg.optimizer == "guess" and cfg.freeze != "none":
+        raise BadInput(f"freeze={cfg.freeze}: optimizer=guess draws every weight afresh; it cannot freeze any")
 
 
 def _is_better(rec: EvalRecord, best: EvalRecord | None) -> bool:
@@ -360,14 +417,21 @@ def train(cfg: Config, callback: Callable[[EvalRecord], None] | None = None) -> 
     KeyboardInterrupt
         Propagated unchanged (from Ctrl-C or the callback).
     """
+    if cfg.optimizer == "guess":
+        from frnn_cli.guess import train_by_guessing
+
+        return train_by_guessing(cfg, callback)
     t_start = time.perf_counter()
     rng = streams(cfg.seed)
     dtype = np.dtype(cfg.dtype)
-    params = init_params(1, cfg.hidden, 1, rng["init"], init=cfg.init, init_scale=cfg.init_scale, dtype=dtype)
+    net = networks.get(cfg.model)
+    forward, backward, names = net.forward, net.backward, net.param_names
+    params = net.init_params(1, cfg.hidden, 1, rng["init"], init=cfg.init, init_scale=cfg.init_scale, dtype=dtype,
+                             forget_bias=cfg.forget_bias)
     x_val, y_val = sample_batch(rng["val"], cfg.n_val, cfg.T, dtype)
     x_jac = x_val[:JACOBIAN_SEQUENCES].astype(np.float64)
     optimizer = make_optimizer(cfg.optimizer, cfg.lr, cfg.momentum, cfg.adam_beta1, cfg.adam_beta2, cfg.adam_eps)
-    trainable = trainable_names(cfg.freeze, PARAM_NAMES)
+    trainable = trainable_names(cfg.freeze, names)
     # The optimizer sees only the trainable arrays (the same memory as ``params``).
     learning = {n: params[n] for n in trainable}
     batches = training_batches(rng["train"], cfg.batch_size, cfg.T, dtype)
@@ -376,13 +440,22 @@ def train(cfg: Config, callback: Callable[[EvalRecord], None] | None = None) -> 
     best: EvalRecord | None = None
     best_params: dict[str, np.ndarray] = {}
     since_best = 0
+    st1_step: int | None = None
+    st2_step: int | None = None
     nan = float("nan")
+    extra = [n for n in names if n not in ("W", "R", "V")]
 
     def record(step: int, train_loss: float, gnorms: tuple[float, float, float], loss_max: float = nan,
                R_jump: float = nan) -> EvalRecord:
         nonlocal best, best_params, since_best
-        val_loss, correct = evaluate(params, x_val, y_val)
-        p64 = {n: params[n].astype(np.float64) for n in PARAM_NAMES}  # diagnostics in float64; see the docstring
+        nonlocal st1_step, st2_step
+        val_loss, correct = evaluate(params, x_val, y_val, net.final_logits)
+        if st2_step is None:  # the LSTM paper's criteria, on fresh sequences at every evaluation
+            x_c, y_c = sample_batch(rng["criteria"], CRITERIA_SEQUENCES, cfg.T, dtype)
+            st1, st2 = paper_criteria(params, x_c, y_c, net.final_logits)
+            st1_step = step if st1 and st1_step is None else st1_step
+            st2_step = step if st2 else None
+        p64 = {n: params[n].astype(np.float64) for n in names}  # diagnostics in float64; see the docstring
         rec = EvalRecord(
             step=step,
             train_loss=train_loss,
@@ -394,12 +467,12 @@ def train(cfg: Config, callback: Callable[[EvalRecord], None] | None = None) -> 
             grad_norm_R=gnorms[1],
             grad_norm_V=gnorms[2],
             R_spectral_norm=spectral_norm(p64["R"]),
-            jacobian_norm=float(np.median(jacobian_norms(p64, x_jac, end_only=True))),
+            jacobian_norm=float(np.median(net.state_jacobian_norms(p64, x_jac))),
         )
         history.append(rec)
         if _is_better(rec, best):
             best, since_best = rec, 0
-            best_params = {n: params[n].copy() for n in PARAM_NAMES}
+            best_params = {n: params[n].copy() for n in names}
         else:
             since_best += 1
         if callback is not None:
@@ -429,6 +502,8 @@ def train(cfg: Config, callback: Callable[[EvalRecord], None] | None = None) -> 
             gW, gR, gV = grads["W"].ravel(), grads["R"].ravel(), grads["V"].ravel()
             sW, sR, sV = float(dot(gW, gW)), float(dot(gR, gR)), float(dot(gV, gV))
             gsq = sW + sR + sV
+            if extra:  # the LSTM's biases b
+                gsq += sum(float(dot(g, g)) for g in (grads[n].ravel() for n in extra))
             # NaN fails every comparison, so these two tests also catch NaN.
             if not (loss <= diverge_loss and gsq < math.inf):
                 status = stop_reason = "diverged"
@@ -442,7 +517,8 @@ def train(cfg: Config, callback: Callable[[EvalRecord], None] | None = None) -> 
                 break
             applied = {n: grads[n] for n in trainable}
             if clip is not None:
-                norm = sqrt(gsq) if len(trainable) == 3 else sqrt(sum(float(dot(g.ravel(), g.ravel())) for g in applied.values()))
+                norm = sqrt(gsq) if len(trainable) == len(names) else sqrt(
+                    sum(float(dot(g.ravel(), g.ravel())) for g in applied.values()))
                 clip_global_norm(applied, norm, clip)
             optimizer.step(learning, applied)
             R_sq_new = float(dot(R_flat, R_flat))
@@ -472,7 +548,7 @@ def train(cfg: Config, callback: Callable[[EvalRecord], None] | None = None) -> 
 
         assert best is not None  # the step-0 record always exists
         x_test, y_test = sample_batch(rng["test"], cfg.n_test, cfg.T, dtype)
-        test_loss, correct = evaluate(best_params, x_test, y_test)
+        test_loss, correct = evaluate(best_params, x_test, y_test, net.final_logits)
     # Timed before the chance test, whose first call in a process imports scipy.stats (0.5-1 s).
     seconds = time.perf_counter() - t_start
     ct = chance_test(correct, cfg.n_test, cfg.alpha)
@@ -483,4 +559,6 @@ def train(cfg: Config, callback: Callable[[EvalRecord], None] | None = None) -> 
     return TrainResult(
         status=status, stop_reason=stop_reason, steps_done=steps_done, history=history, best=best,
         params=best_params, test=test, divergence=divergence, seconds=seconds,
+        st1_sequences=None if st1_step is None else st1_step * cfg.batch_size,
+        st2_sequences=None if st2_step is None else st2_step * cfg.batch_size,
     )

@@ -711,3 +711,33 @@ def lstm_summarize(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray) 
         error_a_max=err["a"].max(axis=1),
         n=n,
     )
+
+
+def lstm_end_jacobian_norms(params: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """||d(a(T), c(T)) / d(a(1), c(1))||_2 of each sequence: the LSTM's whole state Jacobian
+    over the sequence, at its end only.
+
+    The counterpart of ``jacobian_norms(params, x, end_only=True)`` for the RNN, used as the
+    ``jacobian_norm`` column of a training run's metrics: the product of the per-step
+    Jacobians is formed as in :func:`lstm_jacobian_norms`, but its spectral norm is taken
+    once, at t = T (one 2I x 2I eigenvalue problem per sequence instead of T).
+
+    Parameters
+    ----------
+    params : dict with "W" (4I, D), "R" (4I, I), "b" (4I,)
+    x : ndarray (B, T, D), float
+
+    Returns
+    -------
+    ndarray (B,), float64; 1.0 when T = 1.
+
+    Raises
+    ------
+    ValueError
+        If x is not (B, T, D) with the network's D and T >= 1.
+    """
+    st = _lstm_states(params, x)
+    M = None
+    for M, _ in _iter_lstm_jacobians(params, st):
+        pass
+    return _spectral_norms(M)

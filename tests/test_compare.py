@@ -23,10 +23,12 @@ def _one(runs: Path, kind: str) -> Path:
 
 def test_builtin_recipes_load_with_the_issue_rows():
     rs = recipes.load_recipes(recipes.BUILTIN)
-    for name in ("reference", "momentum", "clip", "adam", "glorot", "orthogonal", "large_init", "large_lr", "reservoir"):
+    for name in ("reference", "momentum", "clip", "adam", "glorot", "orthogonal", "large_init", "large_lr", "reservoir",
+                 "lstm", "guess"):
         assert name in rs and rs[name].description and rs[name].source, name
     assert rs["adam"].set == {"optimizer": "adam"} and rs["adam"].tune["lr"] == [0.001, 0.003, 0.01, 0.03]
     assert rs["reservoir"].set["freeze"] == "W+R" and rs["clip"].set["clip"] == 1.0
+    assert rs["lstm"].set["model"] == "lstm" and rs["guess"].set["optimizer"] == "guess" and rs["guess"].tune == {}
     assert rs["reference"].tune["lr"] == list(plan.DEFAULT_LR)  # the reference row is frnn sweep's default
     assert (Path(__file__).parents[1] / "configs" / "recipes.yaml").read_text() == recipes.BUILTIN.read_text()
 
@@ -150,7 +152,7 @@ def test_compare_refuses_lists_other_than_T(cli, tmp_path):
 def test_dry_run_lists_the_plan(cli, tmp_path):
     r = cli("compare", "--dry-run", "--runs-dir", str(tmp_path))
     expect_exit(r, 0)
-    assert "Dry run (nothing is run): would launch 1215 jobs at most: 9 recipes" in r.stdout, _msg(r)
+    assert "Dry run (nothing is run): would launch 1323 jobs at most: 11 recipes" in r.stdout, _msg(r)
     assert "T=1,2,3,4,5,10,20,50,100 x 3 seeds" in r.stdout and "Launching" not in r.stdout
     assert not any(tmp_path.iterdir())
 

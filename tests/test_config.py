@@ -61,7 +61,7 @@ def test_yes_no_on_off_are_not_booleans_for_number_keys(tmp_path, word):
 
 
 def test_yes_is_not_a_valid_optimizer_either(tmp_path):
-    with pytest.raises(BadInput, match=r"optimizer: expected one of sgd, momentum, adam, got 'yes'"):
+    with pytest.raises(BadInput, match=r"optimizer: expected one of sgd, momentum, adam, guess, got 'yes'"):
         load_config(_write(tmp_path, "optimizer: yes\n"))
 
 

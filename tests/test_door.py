@@ -151,7 +151,7 @@ def test_train_help_shows_every_key_with_its_default(cli):
     expect_exit(r, 0)
     text = " ".join(r.stdout.replace("│", " ").split())
     for item in ("T=2", "hidden=32", "lr=1.0", "steps=2000", "init_scale=0.01", "clip=null",
-                 "optimizer=sgd (sgd/momentum/adam)", "alpha=0.01"):
+                 "optimizer=sgd (sgd/momentum/adam/guess)", "model=rnn (rnn/lstm)", "alpha=0.01"):
         assert item in text, item
 
 

@@ -201,15 +201,19 @@ def test_diverging_setting_ends_as_diverged_without_raising():
 
 
 def test_nan_loss_is_diverged(monkeypatch):
-    real = train_module.forward
+    import dataclasses
+
+    from frnn_cli import networks
+
+    net = networks.get("rnn")
     calls = []
 
     def poisoned(params, x, y):
-        loss, cache = real(params, x, y)
+        loss, cache = net.forward(params, x, y)
         calls.append(1)
         return (float("nan") if len(calls) == 7 else loss), cache
 
-    monkeypatch.setattr(train_module, "forward", poisoned)
+    monkeypatch.setitem(networks._CACHE, "rnn", dataclasses.replace(net, forward=poisoned))
     r = train(Config(T=3, steps=50, **FAST))
     assert r.status == "diverged" and r.divergence.step == 7 and "non-finite training loss" in r.divergence.reason
 

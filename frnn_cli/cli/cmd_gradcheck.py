@@ -17,7 +17,7 @@ from frnn_cli.gradcheck import GradcheckConfig, GradientCheckError, check_networ
 def gradcheck(
     overrides: Annotated[
         list[str] | None,
-        typer.Argument(metavar="[key=value ...]", help="T, hidden, batch_size, outputs, per_step, init_scale."),
+        typer.Argument(metavar="[key=value ...]", help="T, hidden, batch_size, outputs, per_step, init_scale, model (rnn/lstm), forget_bias."),
     ] = None,
     eps: Annotated[float, typer.Option(callback=positive, help="Central-difference step (> 0).")] = 1e-7,
     thresh: Annotated[
@@ -36,6 +36,8 @@ def gradcheck(
 ) -> None:
     """Check BPTT gradients of W, R, V against central differences, entry by entry.
 
+    With model=lstm the LSTM's W, R, b and V are checked the same way.
+
     Builds a small random network (weights U(-0.5, 0.5), so tanh is non-linear) on task sequences and compares every gradient entry with (f(theta+eps) - f(theta-eps)) / (2 eps). A parameter fails when any entry is farther than --thresh from its numerical value (the assignment's criterion), or with --relative when its norm-wise relative error exceeds --thresh. A failure names the entry, both values and the likely cause (eps too small or too large, or BPTT). Exit 0 when every parameter passes, 1 when any fails.
 
     Example: frnn gradcheck --eps 1e-7 T=20 per_step=true
@@ -49,7 +51,7 @@ def gradcheck(
     results = check_network(cfg, seed=seed_value, eps=eps, thresh=thresh, relative=relative)
     mode = "a target at every step" if cfg.per_step else "the target at the end"
     table = Table(
-        title=f"Gradient check (T={cfg.T}, hidden={cfg.hidden}, B={cfg.batch_size}, {mode}, eps={eps:g})",
+        title=f"Gradient check ({cfg.model}, T={cfg.T}, hidden={cfg.hidden}, B={cfg.batch_size}, {mode}, eps={eps:g})",
     )
     for col in ("parameter", "shape", "max abs error", "relative error", "worst entry", "result"):
         table.add_column(col, justify="left" if col in ("parameter", "result", "shape") else "right")

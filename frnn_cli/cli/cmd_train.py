@@ -25,8 +25,9 @@ PLAIN_LINES = 10
 class _PlainProgress:
     """Progress as a few plain lines on stderr (no escape codes), for logs and pipes."""
 
-    def __init__(self, steps: int) -> None:
+    def __init__(self, steps: int, unit: str = "step") -> None:
         self.steps = steps
+        self.unit = unit
         self.every = max(1, steps // PLAIN_LINES)
         self.next_at = 0
         self.last: EvalRecord | None = None
@@ -46,7 +47,7 @@ class _PlainProgress:
     def _print(self, rec: EvalRecord) -> None:
         train = "" if rec.train_loss != rec.train_loss else f"  train loss {rec.train_loss:.4f}"
         err_console.print(
-            f"step {rec.step}/{self.steps}{train}  val loss {rec.val_loss:.4f}  val acc {rec.val_acc:.3f}",
+            f"{self.unit} {rec.step}/{self.steps}{train}  val loss {rec.val_loss:.4f}  val acc {rec.val_acc:.3f}",
             markup=False, highlight=False, soft_wrap=True,
         )
         self.printed = rec
@@ -68,10 +69,14 @@ def _summary_table(summary: dict, steps: int) -> Table:
     table.add_column("value", justify="right")
     stop = {"steps": "all done", "converged": "stopped early: val acc 1.0 and val loss < stop_loss",
             "patience": "stopped early: no new best for `patience` evaluations",
-            "diverged": "stopped: diverged"}[summary["stop_reason"]]
+            "diverged": "stopped: diverged",
+            "solved": "a trial classified every screening sequence"}[summary["stop_reason"]]
+    guess = summary.get("trials") is not None
+    unit = "trials" if guess else "steps"
     rows = [
-        ("steps run", f"{summary['steps_done']} of {steps}, {stop}"),
-        ("best checkpoint (by validation)", f"step {summary['best_step']}"),
+        (f"{unit} run", f"{summary['steps_done']} of {steps}, {stop}"),
+        ("best checkpoint (by validation)" if not guess else "the network tested",
+         f"step {summary['best_step']}" if not guess else f"trial {summary['best_step']}"),
         ("  validation accuracy / loss", f"{best['val_acc']:.3f} / {best['val_loss']:.4f}"),
         ("  ||R||_2 / ||da(T)/da(1)||_2", f"{best['R_spectral_norm']:.3g} / {best['jacobian_norm']:.3g}"),
         (f"last evaluation (step {final['step']})", f"val acc {final['val_acc']:.3f} / loss {final['val_loss']:.4f}"),
@@ -80,6 +85,9 @@ def _summary_table(summary: dict, steps: int) -> Table:
         ("p-value (one-sided binomial vs 0.5)", _p_text(test["p_value"])),
         ("training + test time", f"{summary['seconds']:.1f} s"),
     ]
+    seen = [(k, summary.get(f"{k.lower()}_sequences")) for k in ("ST1", "ST2")]
+    for name, n in seen if not guess else []:
+        rows.append((f"sequences seen until {name} (LSTM paper)", f"{n:,}" if n is not None else "not reached"))
     if summary["divergence"]:
         d = summary["divergence"]
         rows.insert(1, ("diverged", f"step {d['step']}: {d['reason']}"))
@@ -108,7 +116,7 @@ def train(
     cfg = config.load_config(config_file, overrides or [], schema=config.Config)
     check_config(cfg)
     check_fits(
-        train_bytes(cfg.T, cfg.hidden, cfg.batch_size, cfg.n_val, cfg.n_test),
+        train_bytes(cfg.T, cfg.hidden, cfg.batch_size, cfg.n_val, cfg.n_test, gates=4 if cfg.model == "lstm" else 1),
         f"a run with T={cfg.T}, hidden={cfg.hidden}, batch_size={cfg.batch_size}, n_val={cfg.n_val}, n_test={cfg.n_test}",
     )
     run_dir = new_run_dir(runs_dir, "train")
@@ -133,7 +141,7 @@ def train(
 
                 summary = run_train_job(cfg, run_dir, plots=plots, argv=argv, callback=show)
         else:
-            plain = _PlainProgress(cfg.steps)
+            plain = _PlainProgress(cfg.steps, "trials" if cfg.optimizer == "guess" else "step")
 
             def show(rec: EvalRecord) -> None:
                 last.append(rec)
@@ -150,10 +158,15 @@ def train(
     console.print(_summary_table(summary, cfg.steps))
     test = summary["test"]
     colour = "green" if test["better_than_chance"] else "red"
-    which = "best checkpoint" if summary["status"] == "completed" else "best checkpoint before the divergence"
+    if summary.get("trials") is not None:
+        which = f"{'the winning' if summary['stop_reason'] == 'solved' else 'the most accurate'} trial, " \
+                f"{summary['best_step']}"
+    else:
+        which = "best checkpoint" if summary["status"] == "completed" else "best checkpoint before the divergence"
+        which += f" at step {summary['best_step']}"
     console.print(
         f"[bold {colour}]{test['verdict']}[/]: test accuracy {test['accuracy']:.4f}, p {_p_eq(test['p_value'])} "
-        f"(T={cfg.T}, {which} at step {summary['best_step']})",
+        f"(T={cfg.T}, {which})",
         soft_wrap=True,
     )
     if summary["status"] == "completed" and not trained_past_init(summary):
@@ -163,7 +176,7 @@ def train(
             markup=False, highlight=False, soft_wrap=True,
         )
     mech = summary.get("mechanism") or {}
-    if mech.get("label") in ("gradient", "latch"):
+    if mech.get("label") in ("gradient", "latch", "guess"):
         console.print(
             f"how it learned: {mech['label']} ({mech['reason']}; rule in docs/learning_mechanism.md)",
             markup=False, highlight=False, soft_wrap=True,

@@ -11,6 +11,7 @@ from rich.table import Table
 HOW_WORDS = {
     "gradient": "by gradient descent in its stable regime",
     "latch": "only by a weight blow-up into a latch (not by carrying the error back through time)",
+    "guess": "only by random weight guessing (no gradient at all)",
 }
 EDGE_MARK = {"smallest": "↓", "largest": "↑"}
 
@@ -48,7 +49,8 @@ def sweep_table(summary: dict[str, Any], title: str | None = None) -> Table:
     table.add_column(axis, justify="right", no_wrap=True)
     for k in tuned:
         table.add_column(k, justify="right", no_wrap=True)
-    for col in ("best step/seed", "val acc", "test acc/seed", "> chance", "learned", "how"):
+    best = "trials/seed" if summary.get("unit") == "trials" else "best step/seed"
+    for col in (best, "val acc", "test acc/seed", "> chance", "learned", "how"):
         table.add_column(col, justify="right", no_wrap=True)
     for row in summary["rows"]:
         if "test_acc" not in row:

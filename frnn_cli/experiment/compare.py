@@ -394,11 +394,12 @@ def compare_csv(spec: CompareSpec, sweeps: dict[str, dict[str, Any]]) -> str:
 
     Columns: recipe, T, status (run/skipped), learned, learned_by_gradient, how,
     test_acc_mean, seeds_better ("2/3"), chosen (e.g. "lr=0.3"), at_edge (e.g.
-    "lr=largest"), R_best_median (median ||R||_2 at the chosen seeds' best checkpoints),
+    "lr=largest"), best_step_median and unit (the chosen seeds' best checkpoints, in steps --
+    or, for random guessing, trials), R_best_median (median ||R||_2 at the best checkpoints),
     jacobian_best_median (median ||da(T)/da(1)||_2 there), reason (why skipped).
     """
     cols = ["recipe", "T", "status", "learned", "learned_by_gradient", "how", "test_acc_mean", "seeds_better",
-            "chosen", "at_edge", "R_best_median", "jacobian_best_median", "reason"]
+            "chosen", "at_edge", "best_step_median", "unit", "R_best_median", "jacobian_best_median", "reason"]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(cols)
@@ -410,10 +411,10 @@ def compare_csv(spec: CompareSpec, sweeps: dict[str, dict[str, Any]]) -> str:
         s = sweeps[r.name]
         for row in s["rows"]:
             if row.get("status") == "skipped":
-                w.writerow([r.name, row["T"], "skipped", "", "", "", "", "", "", "", "", "", row.get("reason", "")])
+                w.writerow([r.name, row["T"], "skipped", *[""] * (len(cols) - 4), row.get("reason", "")])
                 continue
             if "test_acc" not in row:
-                w.writerow([r.name, row["T"], "failed", "false", "false", "", "", "", "", "", "", "", ""])
+                w.writerow([r.name, row["T"], "failed", "false", "false", *[""] * (len(cols) - 5)])
                 continue
             chosen = ";".join(f"{k}={row[k]:g}" if isinstance(row[k], float) else f"{k}={row[k]}" for k in s["tuned"])
             w.writerow([
@@ -421,6 +422,7 @@ def compare_csv(spec: CompareSpec, sweeps: dict[str, dict[str, Any]]) -> str:
                 row["how"] if row["learned"] else "", num(row["test_acc_mean"]),
                 f"{sum(row['better_than_chance'])}/{len(row['better_than_chance'])}", chosen,
                 ";".join(f"{k}={v}" for k, v in row["at_edge"].items()),
+                num(_median([float(v) for v in row["best_step"] if v is not None])), s.get("unit", "steps"),
                 num(_median(row["R_best"])), num(_median(row["jacobian_best"])), "",
             ])
     return buf.getvalue()

@@ -205,9 +205,9 @@ def plan(spec: SweepSpec) -> list[Job]:
         base_seed = setting.get("seed", spec.base.seed)  # a swept seed is the base of its replicates
         for r in range(spec.seeds):
             cfg = replace(spec.base, **{**setting, "seed": grid.job_seed(base_seed, r)})
-            if (cfg.freeze,) not in checked:  # settings that are only wrong together
+            if (cfg.freeze, cfg.model, cfg.optimizer) not in checked:  # settings only wrong together
                 check_config(cfg)
-                checked.add((cfg.freeze,))
+                checked.add((cfg.freeze, cfg.model, cfg.optimizer))
             job_id = "_".join(f"{k}{_fmt(v)}" for k, v in setting.items()) + f"_r{r}"
             jobs.append(Job(job_id, setting, r, cfg))
     return jobs
@@ -228,7 +228,7 @@ def check_memory(jobs: list[Job], workers: int) -> int:
     from frnn_cli.resources import check_fits, train_bytes
 
     def parts(c: Config) -> dict[str, int]:
-        return train_bytes(c.T, c.hidden, c.batch_size, c.n_val, c.n_test)
+        return train_bytes(c.T, c.hidden, c.batch_size, c.n_val, c.n_test, gates=4 if c.model == "lstm" else 1)
 
     biggest = max(jobs, key=lambda j: sum(parts(j.cfg).values()))
     c = biggest.cfg

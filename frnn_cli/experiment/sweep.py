@@ -18,6 +18,7 @@ import csv
 import io
 import json
 import math
+import statistics
 from collections.abc import Callable
 from concurrent.futures import Executor
 from pathlib import Path
@@ -39,14 +40,17 @@ def summarize(spec: SweepSpec, jobs: list[Job], results: dict[str, dict[str, Any
 
     Returns
     -------
-    The verdict dict plus "n_test" and "n_jobs".
+    The verdict dict plus "n_test", "n_jobs" and "unit" ("steps", or "trials" for random
+    guessing: what each row's "best_step" counts).
     """
     members: dict[tuple, list[tuple[str, dict[str, Any]]]] = {}
     for job in jobs:
         members.setdefault(tuple(job.setting.items()), []).append(
             (job.job_id, results.get(job.job_id, {"status": "missing"})))
     summary = verdict.summarize(spec.axis, spec.grid, spec.seeds, spec.base.alpha, members)
-    return {**summary, "n_test": spec.base.n_test, "n_jobs": len(jobs)}
+    # Random guessing counts trials where gradient descent counts steps ("best_step" holds either).
+    unit = "trials" if spec.base.optimizer == "guess" and "optimizer" not in spec.grid else "steps"
+    return {**summary, "n_test": spec.base.n_test, "n_jobs": len(jobs), "unit": unit}
 
 
 def summary_csv(summary: dict[str, Any]) -> str:
@@ -94,6 +98,12 @@ def _metric_columns(job_dir: Path) -> dict[str, list[float]]:
     return {k: [r[k] for r in rows] for k in rows[0]} if rows else {}
 
 
+def _nanmedian(values: list[float]) -> float:
+    """Median of the values that are not NaN (random guessing has no gradient norms), else NaN."""
+    kept = [v for v in values if v == v]
+    return float(statistics.median(kept)) if kept else math.nan
+
+
 def collect_curves(sweep_dir: Path, summary: dict[str, Any]) -> tuple[dict, dict]:
     """Per axis value, the chosen setting's validation-accuracy curves and gradient-path norms.
 
@@ -125,7 +135,7 @@ def collect_curves(sweep_dir: Path, summary: dict[str, Any]) -> tuple[dict, dict
             per_seed["R_best"].append(m["R_spectral_norm"][b])
             per_seed["jac_init"].append(m["jacobian_norm"][0])
             per_seed["jac_best"].append(m["jacobian_norm"][b])
-        norms[row[axis]] = {k: float(np.nanmedian(v)) if v else math.nan for k, v in per_seed.items()}
+        norms[row[axis]] = {k: _nanmedian(v) for k, v in per_seed.items()}
     return curves, norms
 
 

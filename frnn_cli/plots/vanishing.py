@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from frnn_cli.plots import positive as _positive
 from frnn_cli.plots import save_png
-from frnn_cli.vanishing import VanishingSummary
+from frnn_cli.vanishing import LSTMVanishingSummary, VanishingSummary
 
 
 def plot_vanishing(summary: VanishingSummary, path: str | Path, *, hidden: int, network: str) -> Path:
@@ -77,4 +77,67 @@ def plot_vanishing(summary: VanishingSummary, path: str | Path, *, hidden: int, 
         f"Vanishing gradient: {hidden} hidden units, $\\|R\\|_2$ = {s.spectral_norm_R:.3g}, "
         f"T = {T}, n = {s.n} sequences\n{network}"
     )
+    return save_png(fig, path, dpi=110)
+
+
+def plot_vanishing_lstm(lstm: LSTMVanishingSummary, rnn: VanishingSummary, path: str | Path, *, hidden: int,
+                        network: str) -> Path:
+    """The LSTM's error flow next to the RNN's, on one figure (``frnn vanishing model=lstm``).
+
+    Left panel, log scale: medians over sequences of the LSTM's ||dc(t)/dc(1)||_2,
+    ||da(t)/da(1)||_2, its whole state Jacobian and the product of its forget gates
+    f(2..t) (the constant error carousel), and the RNN's ||da(t)/da(1)||_2 with its bound
+    ||R||_2^(t-1). Right panel, log scale: the errors BPTT sends back from the loss at T,
+    the LSTM's ||dL/dc(t)|| and ||dL/da(t)|| and the RNN's ||dL/da(t)||.
+
+    Parameters
+    ----------
+    lstm : LSTMVanishingSummary, from :func:`frnn_cli.vanishing.lstm_summarize`
+    rnn : VanishingSummary, from :func:`frnn_cli.vanishing.summarize` on the same sequences
+    path : str or Path
+        Output file (``.png``); its folder must exist.
+    hidden : int
+        Hidden size I (cells of the LSTM, units of the RNN).
+    network : str
+        Where the LSTM's weights come from, for the title.
+
+    Returns
+    -------
+    Path of the written file.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be written.
+    """
+    t = lstm.t
+    T = len(t)
+    fig = Figure(figsize=(12, 5), layout="constrained")
+    ax_j, ax_e = fig.subplots(1, 2)
+    m = lstm.jacobian_median
+    ax_j.plot(t, _positive(m["cc"]), "o-", color="C2", ms=3, lw=1.8, label="LSTM $\\|\\partial c(t)/\\partial c(1)\\|_2$")
+    ax_j.plot(t, _positive(m["carousel"]), "--", color="C2", lw=1.2, label="LSTM carousel: max over cells of $\\prod f$")
+    ax_j.plot(t, _positive(m["aa"]), "s-", color="C1", ms=3, lw=1.4, label="LSTM $\\|\\partial a(t)/\\partial a(1)\\|_2$")
+    ax_j.plot(t, _positive(m["state"]), ":", color="C4", lw=1.6, label="LSTM whole state (a, c)")
+    ax_j.plot(t, _positive(rnn.jacobian_median), "^-", color="C0", ms=3, lw=1.8,
+              label="RNN $\\|\\partial a(t)/\\partial a(1)\\|_2$")
+    ax_j.plot(t, _positive(rnn.bound), "k--", lw=1.0, label=f"RNN bound $\\|R\\|_2^{{t-1}}$, $\\|R\\|_2$ = {rnn.spectral_norm_R:.3g}")
+    ax_j.set_yscale("log")
+    ax_j.set_xlabel("time step t")
+    ax_j.set_ylabel("Jacobian norm from step 1 to step t (log scale, median)")
+    ax_j.set_title("How much of a change at step 1 still reaches step t")
+    ax_j.legend(loc="lower left", fontsize=8)
+    ax_e.plot(t, _positive(lstm.error_c_median), "o-", color="C2", ms=3, lw=1.8, label="LSTM $\\|\\partial L/\\partial c(t)\\|$")
+    ax_e.plot(t, _positive(lstm.error_a_median), "s-", color="C1", ms=3, lw=1.4, label="LSTM $\\|\\partial L/\\partial a(t)\\|$")
+    ax_e.plot(t, _positive(rnn.error_median), "^-", color="C0", ms=3, lw=1.8, label="RNN $\\|\\partial L/\\partial a(t)\\|$")
+    ax_e.set_yscale("log")
+    ax_e.set_xlabel("time step t")
+    ax_e.set_ylabel("error sent back from the loss at T (log scale, median)")
+    ax_e.set_title(f"Error BPTT sends back from t = T = {T}")
+    ax_e.legend(loc="upper left", fontsize=8)
+    for ax in (ax_j, ax_e):
+        ax.set_xlim(0.5, T + 0.5)
+        ax.grid(True, which="major", alpha=0.3)
+    fig.suptitle(f"LSTM ({hidden} cells; {network}) and RNN ({hidden} units, same initialisation), T = {T}, "
+                 f"n = {lstm.n} sequences")
     return save_png(fig, path, dpi=110)
