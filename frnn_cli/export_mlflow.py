@@ -95,7 +95,8 @@ SUMMARY_METRICS = {
     "steps_done": ("steps_done",), "seconds": ("seconds",),
 }
 #: Single values of a sweep's summary.json logged as metrics.
-SWEEP_METRICS = ("max_T", "max_T_contiguous", "n_jobs", "n_failed", "n_diverged", "seconds")
+SWEEP_METRICS = ("max_T", "max_T_contiguous", "max_T_gradient", "max_T_gradient_contiguous", "n_jobs", "n_failed",
+                 "n_diverged", "seconds")
 _BAD_KEY_CHARS = re.compile(r"[^\w\-. /:]")
 
 
@@ -469,9 +470,12 @@ def read_sweep(folder: Path, run_id: str, root_id: str, name: str | None = None,
     if summary:
         max_t = summary.get("max_T")
         node.tags["frnn.max_T"] = "none" if max_t is None else str(max_t)
+        g = summary.get("max_T_gradient")
+        node.tags["frnn.max_T_gradient"] = "none" if g is None else str(g)
         node.tags["frnn.verdict"] = (
             f"max {summary.get('axis', 'T')} better than chance: {'none' if max_t is None else max_t} "
-            f"(every value up to {summary.get('max_T_contiguous')} learned)")
+            f"(every value up to {summary.get('max_T_contiguous')} learned); by gradient descent in its stable "
+            f"regime: {'none' if g is None else g}")
     else:
         node.tags["frnn.verdict"] = "no summary.json (the sweep has not finished)"
     node.artifacts = _files(folder, ("sweep.yaml", "summary.json", "summary.csv", "meta.json")) + _plots(folder)
@@ -545,7 +549,7 @@ def read_compare(folder: Path, run_id: str, skipped: list[tuple[str, str]]) -> R
         node.children.append(sweep)
         own = _read_json(recipes_dir / recipe / "summary.json")
         entry = {**(own if isinstance(own, dict) else {}), **results.get(recipe, {})}
-        for key in ("max_T", "max_T_contiguous"):
+        for key in ("max_T", "max_T_contiguous", "max_T_gradient"):
             value = _number(entry.get(key))
             if value is not None:
                 node.metrics.append((_key(f"{key}/{recipe}"), value, 0))

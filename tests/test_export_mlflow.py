@@ -209,7 +209,10 @@ def test_a_compare_exports_recipes_as_intermediate_parents(sweep_a, sweep_b, tmp
     runs = _runs(client, "frnn-compare")
     top = runs[compare.name]
     assert "mlflow.parentRunId" not in top.data.tags and top.data.params["recipes"] == '["rnn-sgd", "rnn-slow"]'
-    assert top.data.metrics == {"max_T/rnn-sgd": 2.0, "max_T_contiguous/rnn-sgd": 2.0}
+    # max_T from the compare's summary.json (written by this test), max_T_gradient from each real sweep's.
+    gradient = {f"max_T_gradient/{r}": float(json.loads((p / "summary.json").read_text())["max_T_gradient"])
+                for r, p in (("rnn-sgd", sweep_a), ("rnn-slow", sweep_b))}
+    assert top.data.metrics == {"max_T/rnn-sgd": 2.0, "max_T_contiguous/rnn-sgd": 2.0, **gradient}
     assert top.data.tags["frnn.max_T"] == "rnn-sgd=2, rnn-slow=none"
     for recipe, sweep in (("rnn-sgd", sweep_a), ("rnn-slow", sweep_b)):
         mid = runs[f"{compare.name}/{recipe}"]
