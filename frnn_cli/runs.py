@@ -364,7 +364,12 @@ def train_summary(result, cfg) -> dict:
     from frnn_cli.experiment import verdict
 
     learned = result.test.better_than_chance and result.status == "completed" and result.best_step > 0
-    if cfg.optimizer == "guess":
+    if learned and "R" in cfg.freeze.split("+"):
+        mechanism = verdict.Mechanism(
+            "readout", step=result.best_step,
+            reason=f"R frozen at its initial values ({cfg.freeze} frozen): only the read-out learned, nothing "
+                   "was carried back through time (a reservoir, Jaeger 2001)")
+    elif cfg.optimizer == "guess":
         mechanism = verdict.Mechanism(
             "guess" if learned else "none", step=result.best_step,
             reason=f"random weight guessing: trial {result.trials} solved the screening set" if learned

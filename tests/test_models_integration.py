@@ -108,3 +108,16 @@ def test_settings_wrong_together_are_refused_before_any_folder(cli, tmp_path, wo
     r = cli("train", *words, "--runs-dir", str(tmp_path))
     expect_exit(r, 2)
     assert fragment in r.stderr and not any(tmp_path.iterdir()), _msg(r)
+
+
+def test_a_frozen_R_learns_by_the_readout_alone(tmp_path):
+    cfg = Config(T=8, freeze="W+R", init_scale=0.3, lr=3.0, steps=600, **FAST)
+    summary = run_train_job(cfg, tmp_path, plots=False)
+    assert summary["test"]["better_than_chance"], summary["test"]
+    assert summary["mechanism"]["label"] == "readout" and "R frozen" in summary["mechanism"]["reason"]
+    with np.load(tmp_path / "model.npz") as f:  # W and R never moved from their initial draw
+        init = networks.get("rnn").init_params(1, 32, 1, np.random.default_rng(np.random.SeedSequence(0).spawn(6)[0]),
+                                               init_scale=0.3)
+        np.testing.assert_array_equal(f["R"], init["R"])
+        np.testing.assert_array_equal(f["W"], init["W"])
+        assert not np.array_equal(f["V"], init["V"])

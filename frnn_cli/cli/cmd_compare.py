@@ -19,7 +19,8 @@ from frnn_cli.experiment import compare, execute
 from frnn_cli.experiment.plan import check_memory
 
 #: Cell marks of the comparison table.
-MARKS = {"gradient": "[green]✓[/]", "latch": "[yellow]L[/]", "guess": "[cyan]G[/]", "no": "[red]✗[/]",
+MARKS = {"gradient": "[green]✓[/]", "latch": "[yellow]L[/]", "guess": "[cyan]G[/]", "readout": "[blue]V[/]",
+         "no": "[red]✗[/]",
          "skipped": "[dim]–[/]", "failed": "[red]![/]"}
 
 
@@ -32,14 +33,14 @@ def _cell(row: dict[str, Any]) -> str:
         return MARKS["no"]
     if row["gradient"]["learned"]:
         return MARKS["gradient"]
-    return MARKS["guess"] if row.get("how") == "guess" else MARKS["latch"]
+    return MARKS.get(row.get("how"), MARKS["latch"])
 
 
 def _table(spec: compare.CompareSpec, summary: dict[str, Any], sweeps: dict[str, dict[str, Any]]) -> Table:
     table = Table(
         title="Which remedy carries the bit how far: learned better than chance, per recipe and T",
         caption="✓ learned by gradient descent in its stable regime; L learned only by a weight blow-up into a latch; "
-                "G solved by random weight guessing; "
+                "G solved by random weight guessing; V learned by the read-out alone (R frozen); "
                 "✗ not learned; – skipped (failed at two T before); max T (gradient): the longest T learned any way "
                 "(by gradient)",
     )

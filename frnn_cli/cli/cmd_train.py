@@ -176,7 +176,7 @@ def train(
             markup=False, highlight=False, soft_wrap=True,
         )
     mech = summary.get("mechanism") or {}
-    if mech.get("label") in ("gradient", "latch", "guess"):
+    if mech.get("label") in ("gradient", "latch", "guess", "readout"):
         console.print(
             f"how it learned: {mech['label']} ({mech['reason']}; rule in docs/learning_mechanism.md)",
             markup=False, highlight=False, soft_wrap=True,

@@ -12,6 +12,7 @@ HOW_WORDS = {
     "gradient": "by gradient descent in its stable regime",
     "latch": "only by a weight blow-up into a latch (not by carrying the error back through time)",
     "guess": "only by random weight guessing (no gradient at all)",
+    "readout": "only by the read-out, with R frozen at its random values (a reservoir: nothing carried back through time)",
 }
 EDGE_MARK = {"smallest": "↓", "largest": "↑"}
 

@@ -30,12 +30,14 @@ from frnn_cli.experiment import grid
 DEFAULT_LR = (0.1, 0.3, 1.0, 3.0, 9.0, 27.0, 81.0, 243.0)
 #: Default sequence lengths when the sweep does not set the axis.
 DEFAULT_T = tuple(range(1, 21))
-#: Base settings a sweep uses unless its config file or command line sets them, chosen so that
-#: the default 300-job sweep finishes in about 70 s on 2 cores. An evaluation (validation set +
-#: Jacobian norm) costs as much as ~30 updates at T = 20; every 100 steps keeps it near 10 % of
-#: a job and still locates the best checkpoint to 100 steps. 1500 steps per run: the latest
-#: learner of the reference setting at T = 3 (seed 0..2) converged at step 1500 of 2000.
-SWEEP_DEFAULTS = {"eval_every": 100, "steps": 1500}
+#: Base settings a sweep (and every recipe of frnn compare) uses unless its config file or
+#: command line sets them. An evaluation (validation set + Jacobian norm) costs as much as ~30
+#: updates at T = 20; every 100 steps keeps it near 10 % of a job and still locates the best
+#: checkpoint to 100 steps. 1500 steps per run: the latest learner of the reference setting at
+#: T = 3 (seed 0..2) converged at step 1500 of 2000. float32: 1.3-2x less CPU than float64, and
+#: the same verdicts -- learned and learned by gradient at every T, seeds beating chance -- for
+#: the reference, adam and glorot sweeps (benchmarks/README.md); frnn train keeps float64.
+SWEEP_DEFAULTS = {"eval_every": 100, "steps": 1500, "dtype": "float32"}
 SPEC_FILE = "sweep.yaml"
 #: A grid larger than this is refused: it is almost surely a typo (T=1..100000), and even
 #: listing its jobs would take minutes.

@@ -119,7 +119,7 @@ def trained_past_init(summary: dict) -> bool:
 # How a run learned
 
 #: Labels of :func:`learning_mechanism`.
-MECHANISMS = ("gradient", "latch", "guess", "none")
+MECHANISMS = ("gradient", "latch", "readout", "guess", "none")
 #: One update multiplying ||R||_F by more than this factor (into ||R||_F >= 1) is a blow-up:
 #: the step size, not the gradient's direction, threw the network into a latch. Measured
 #: (docs/learning_mechanism.md): stable runs (lr <= 3 at the reference init, Adam, Glorot)
@@ -141,8 +141,9 @@ class Mechanism:
     Attributes
     ----------
     label : str
-        "gradient", "latch", "none" (the run did not learn), or "guess" (random weight
-        guessing, which has no learning event: see :func:`frnn_cli.guess.train_by_guessing`).
+        "gradient", "latch", "none" (the run did not learn), "readout" (R was frozen, so only
+        the read-out can have learned: see frnn_cli.runs.train_summary) or "guess" (random
+        weight guessing, which has no learning event: :func:`frnn_cli.guess.train_by_guessing`).
     step : int or None
         The learning event: the first evaluation whose validation accuracy reached halfway
         from chance (0.5) to the run's best validation accuracy.

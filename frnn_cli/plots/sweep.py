@@ -6,7 +6,8 @@ labelled with the values themselves, so nothing is ever drawn at a value that wa
 (T = 1, 2, 5, 10, 100 or init_scale = 0.01, 0.3, 1 read as plainly as T = 1..20).
 
 Colours say how a learned run learned: green = by gradient descent in its stable regime,
-orange = by a weight blow-up into a latch; grey = not better than chance.
+orange = by a weight blow-up into a latch, blue = by the read-out alone (R frozen), cyan = by
+random weight guessing; grey = not better than chance.
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ from frnn_cli.experiment.verdict import min_correct_for_significance
 from frnn_cli.plots import positive, save_png
 
 #: Colour of each learning mechanism (and of runs that did not learn).
-HOW_COLOURS = {"gradient": "tab:green", "latch": "tab:orange", "none": "0.55"}
+HOW_COLOURS = {"gradient": "tab:green", "latch": "tab:orange", "readout": "tab:blue", "guess": "tab:cyan",
+               "none": "0.55"}
 HOW_LABELS = {
     "gradient": "learned by gradient (stable regime)",
     "latch": "learned by weight blow-up into a latch",
+    "readout": "learned by the read-out alone (R frozen)",
+    "guess": "solved by random weight guessing",
     "none": "not better than chance",
 }
 #: Values that are exactly 0 on a log axis (an underflowed Jacobian) are drawn at this floor.
@@ -101,7 +105,7 @@ def accuracy_vs_axis(summary: dict[str, Any], base: dict[str, Any], path: Path) 
         ax.scatter(xs + offset, ys, s=16, alpha=0.6, color="tab:blue", zorder=3,
                    label="test accuracy, one seed" if s == 0 else None)
     ax.plot(xs, [r["test_acc_mean"] for r in rows], "-", color="tab:blue", lw=1.5, zorder=2, label="mean over seeds")
-    for how in ("gradient", "latch"):
+    for how in ("gradient", "latch", "readout", "guess"):
         hit = [r for r in rows if r["learned"] and r.get("how", "gradient") == how]
         if hit:
             ax.scatter([pos[r[axis]] for r in hit], [r["test_acc_mean"] for r in hit], marker="o", s=90,
