@@ -205,7 +205,7 @@ def open_dask(scheduler: str | None = None, workers: int | None = None) -> DaskE
 
     Without an address: a ``LocalCluster`` of ``workers`` processes (default: the number of
     cores), one thread each, no dashboard, each worker with one BLAS thread
-    (:data:`ONE_BLAS_THREAD`). With an address: a client of that cluster; if one of its
+    (:data:`ONE_BLAS_THREAD`) and glibc's default malloc settings. With an address: a client of that cluster; if one of its
     workers runs more than one BLAS thread (Dask's nanny sets one by default; ``dask worker
     --no-nanny`` does not), a :class:`frnn_cli.errors.Note` says so.
 
@@ -231,9 +231,16 @@ def open_dask(scheduler: str | None = None, workers: int | None = None) -> DaskE
     except ImportError:
         raise BadInput(f"--executor dask: Dask is not installed; install it with: {INSTALL}") from None
     if scheduler is None:
+        import dask
+
         n = workers or os.cpu_count() or 1
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.CRITICAL, env=dict(ONE_BLAS_THREAD), preload=[__name__])
+        # The nanny puts these variables into the environment before it starts a worker process
+        # (BLAS reads them when NumPy loads). Only these: Dask's default list also sets
+        # MALLOC_TRIM_THRESHOLD_, which fixes glibc's mmap threshold and made frnn's jobs
+        # 20-30 % slower (measured; see README, "Running on a cluster").
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": dict(ONE_BLAS_THREAD)}):
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                                   silence_logs=logging.CRITICAL, preload=[__name__])
         return DaskExecutor(Client(cluster, set_as_default=False), cluster=cluster)
     if workers is not None:
         raise BadInput(f"--workers: the cluster at {scheduler} has the workers started for it; "
