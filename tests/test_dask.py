@@ -140,6 +140,16 @@ def test_local_cluster_sweep_equals_the_local_pool_byte_for_byte(local_cluster, 
 
 
 @needs_dask
+def test_cli_executor_dask_without_an_address_starts_a_local_cluster(cli, reference, tmp_path):
+    r = cli("sweep", *SHORT, "--seeds", "2", "--executor", "dask", "--workers", "2", "--runs-dir", str(tmp_path))
+    expect_exit(r, 0)
+    assert "Launching 6 jobs: T=1..3 x 2 seeds on a local Dask cluster with 2 workers" in r.stdout, msg(r)
+    assert "Warning" not in r.stderr and "Traceback" not in r.stderr, msg(r)  # Dask stays quiet
+    d = _sweep_dir(tmp_path)
+    assert (d / "summary.csv").read_bytes() == (reference["SHORT"] / "summary.csv").read_bytes()
+
+
+@needs_dask
 @linux
 def test_a_worker_killed_mid_job_loses_no_job(local_cluster, reference, tmp_path):
     """SIGKILL the worker process that has a job's metrics.csv open: Dask runs that job again,

@@ -239,8 +239,11 @@ def open_dask(scheduler: str | None = None, workers: int | None = None) -> DaskE
         # MALLOC_TRIM_THRESHOLD_, which fixes glibc's mmap threshold and made frnn's jobs
         # 20-30 % slower (measured; see README, "Running on a cluster").
         with dask.config.set({"distributed.nanny.pre-spawn-environ": dict(ONE_BLAS_THREAD)}):
+            # No dashboard; the scheduler's small HTTP server (health checks) on any free port,
+            # not on 8787, where another cluster would make Dask print a warning.
             cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                                   silence_logs=logging.CRITICAL, preload=[__name__])
+                                   scheduler_kwargs={"dashboard_address": ":0"}, silence_logs=logging.CRITICAL,
+                                   preload=[__name__])
         return DaskExecutor(Client(cluster, set_as_default=False), cluster=cluster)
     if workers is not None:
         raise BadInput(f"--workers: the cluster at {scheduler} has the workers started for it; "
