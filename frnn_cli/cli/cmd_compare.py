@@ -6,13 +6,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from frnn_cli.cli.common import console, err_console, new_run_dir
+from frnn_cli.cli.common import EXECUTOR_HELP, SCHEDULER_HELP, console, err_console, new_run_dir
 from frnn_cli.cli.show import fmt
 from frnn_cli.errors import BadInput, ExperimentFailed
 from frnn_cli.experiment import compare, execute
@@ -72,7 +72,9 @@ def compare_cmd(
                                   help="A YAML file of recipes (the format of configs/recipes.yaml); adds or replaces by name.")
     ] = None,
     seeds: Annotated[int | None, typer.Option(min=1, help="Training runs (seeds) per setting. (default: 3)")] = None,
-    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes. (default: the number of cores)")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes of the local pool or of a local Dask cluster. (default: the number of cores)")] = None,
+    executor_kind: Annotated[Literal["local", "dask"], typer.Option("--executor", help=EXECUTOR_HELP)] = "local",
+    scheduler: Annotated[str | None, typer.Option(metavar="ADDRESS", help=SCHEDULER_HELP)] = None,
     no_skip: Annotated[bool, typer.Option("--no-skip", help="Run every T, also after a recipe failed at two T in a row.")] = False,
     resume: Annotated[Path | None, typer.Option(metavar="DIR", help="Finish an interrupted comparison in this folder.")] = None,
     runs_dir: Annotated[str, typer.Option("--runs-dir", metavar="DIR", help="Parent folder of the compare folder.")] = "runs",
@@ -82,7 +84,7 @@ def compare_cmd(
 
     A recipe is a named change to the reference setting with its own tuned grid (configs/recipes.yaml: reference, momentum, clip, adam, glorot, orthogonal, large_init, large_lr, reservoir). Every recipe sees the same seeds, validation and test sequences, and verdict as frnn sweep. Once a recipe fails at two T in a row its larger T are skipped (--no-skip runs them). Writes runs/<time>-compare-<id>/ with compare.yaml, one sweep folder per recipe under recipes/, compare.csv, summary.json and plots/. Exit 1 if a job failed.
 
-    Example: frnn compare --recipes reference,adam,clip T=1..10
+    Example: frnn compare --recipes reference,adam,clip T=1..10   (on a cluster: --executor dask --scheduler tcp://head:8786)
     """
     words = list(words or [])
     names = [n.strip() for n in recipe_names.split(",")] if recipe_names is not None else None
@@ -97,9 +99,9 @@ def compare_cmd(
         spec = compare.resolve_spec(words, names, recipes_file, seeds, not no_skip)
     folder_for_plan = resume if resume is not None else Path(runs_dir or ".")
     p = compare.make_plan(spec, folder_for_plan)
-    n_workers = workers or os.cpu_count() or 1
-    check_memory([job for job, _ in p.tasks], n_workers)
-    executor = execute.LocalPool(n_workers)
+    if scheduler is None:  # a remote cluster's memory is not this machine's
+        check_memory([job for job, _ in p.tasks], workers or os.cpu_count() or 1)
+    executor = execute.open_executor(executor_kind, scheduler, workers)
     if resume is not None:
         todo = len(execute.pending_jobs(p.tasks))
         console.print(f"Resuming {resume}: {todo} of {len(p.tasks)} jobs not done (some may be skipped) {executor.description}")
@@ -110,8 +112,13 @@ def compare_cmd(
         for r in spec.recipes:
             grid = ", ".join(f"{k}={','.join(fmt(v) for v in vs)}" for k, vs in r.tune.items())
             console.print(f"  {r.name}: {r.description}; tunes {grid or 'nothing'}", markup=False, highlight=False)
+        executor.shutdown()  # a Dask executor is connected already
         return
-    folder = resume if resume is not None else new_run_dir(runs_dir, "compare")
+    try:
+        folder = resume if resume is not None else new_run_dir(runs_dir, "compare")
+    except BadInput:
+        executor.shutdown()
+        raise
     console.print(f"compare folder: {folder}")
 
     interactive = err_console.is_terminal
@@ -135,8 +142,10 @@ def compare_cmd(
         try:
             with executor:
                 summary = compare.run_compare(spec, folder, executor, on_job, argv=sys.argv, resumed=resume is not None)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             progress.stop()
+            if str(exc):  # why, when it was not Ctrl-C (e.g. the Dask scheduler went away)
+                err_console.print(str(exc), soft_wrap=True)
             err_console.print(f"interrupted: finished jobs are kept; to finish: frnn compare --resume {folder}",
                               soft_wrap=True)
             raise

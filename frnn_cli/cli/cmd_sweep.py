@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from frnn_cli.experiment import execute, plan, sweep
-from frnn_cli.cli.common import console, err_console, new_run_dir
+from frnn_cli.cli.common import EXECUTOR_HELP, SCHEDULER_HELP, console, err_console, new_run_dir
 from frnn_cli.cli.show import answer_lines, sweep_table
 from frnn_cli.errors import BadInput, ExperimentFailed
 
@@ -30,7 +30,9 @@ def sweep_cmd(
     ] = None,
     axis: Annotated[str | None, typer.Option(help="The key results are reported against. (default: T)")] = None,
     seeds: Annotated[int | None, typer.Option(min=1, help="Training runs (seeds) per setting. (default: 3)")] = None,
-    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes. (default: the number of cores)")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes of the local pool or of a local Dask cluster. (default: the number of cores)")] = None,
+    executor_kind: Annotated[Literal["local", "dask"], typer.Option("--executor", help=EXECUTOR_HELP)] = "local",
+    scheduler: Annotated[str | None, typer.Option(metavar="ADDRESS", help=SCHEDULER_HELP)] = None,
     resume: Annotated[
         Path | None, typer.Option(help="Finish an interrupted sweep in this folder: run only the missing jobs.")
     ] = None,
@@ -41,7 +43,7 @@ def sweep_cmd(
 
     At each T every setting of the tuned keys (default: lr=0.1,0.3,1,3,9,27,81,243, from the stable regime to a blow-up) is trained with several seeds; each run keeps its best validation checkpoint (that tunes the number of steps). The setting with the best mean validation accuracy wins; its checkpoints are tested on fresh sequences against chance (one-sided binomial test per seed). T counts as learned when a majority of seeds beat chance at alpha.
 
-    Example: frnn sweep T=1..20 lr=0.1,0.3,1 --workers 2
+    Example: frnn sweep T=1..20 lr=0.1,0.3,1 --workers 2   (on a cluster: --executor dask --scheduler tcp://head:8786)
     """
     words = list(grid or [])
     if resume is not None:
@@ -55,9 +57,9 @@ def sweep_cmd(
     else:
         spec = plan.resolve_spec(config_file, words, axis, seeds)
     jobs = plan.plan(spec)
-    n_workers = workers or os.cpu_count() or 1
-    plan.check_memory(jobs, n_workers)
-    executor = execute.LocalPool(n_workers)
+    if scheduler is None:  # a remote cluster's memory is not this machine's
+        plan.check_memory(jobs, workers or os.cpu_count() or 1)
+    executor = execute.open_executor(executor_kind, scheduler, workers)
     on = " " + executor.description
     if resume is not None:
         todo = len(execute.pending_jobs(sweep.tasks(jobs, resume)))
@@ -66,8 +68,13 @@ def sweep_cmd(
         verb = "Dry run (nothing is run): would launch " if dry_run else "Launching "
         console.print(verb + plan.describe_plan(spec, len(jobs)) + on)
     if dry_run:
+        executor.shutdown()  # a Dask executor is connected already
         return
-    sweep_dir = resume if resume is not None else new_run_dir(runs_dir, "sweep")
+    try:
+        sweep_dir = resume if resume is not None else new_run_dir(runs_dir, "sweep")
+    except BadInput:
+        executor.shutdown()
+        raise
     console.print(f"sweep folder: {sweep_dir}")
 
     interactive = err_console.is_terminal
@@ -94,8 +101,10 @@ def sweep_cmd(
         try:
             with executor:
                 summary = sweep.run_sweep(spec, sweep_dir, executor, on_job, argv=sys.argv, resumed=resume is not None)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             progress.stop()
+            if str(exc):  # why, when it was not Ctrl-C (e.g. the Dask scheduler went away)
+                err_console.print(str(exc), soft_wrap=True)
             err_console.print(f"interrupted: finished jobs are kept; to finish: frnn sweep --resume {sweep_dir}", soft_wrap=True)
             raise
 

@@ -79,3 +79,10 @@ def new_run_dir(runs_dir: str | Path, kind: str) -> Path:
         return create_run_dir(runs_dir, kind)
     except OSError as exc:
         raise BadInput(f"--runs-dir: cannot create a run folder in {str(runs_dir)!r}: {exc.strerror or exc}") from None
+
+
+#: Help of the --executor and --scheduler options (frnn sweep, frnn compare).
+EXECUTOR_HELP = ("Where jobs run: local (a process pool on this machine) or dask (a Dask cluster: the one at "
+                 "--scheduler, or else a local one of --workers processes; needs pip install 'frnn\\[cluster]').")
+SCHEDULER_HELP = ("With --executor dask: the address of a running Dask scheduler, e.g. tcp://head:8786; its workers "
+                  "must see the runs folder at the same path (a shared file system). (default: a local Dask cluster)")

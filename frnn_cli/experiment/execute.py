@@ -8,7 +8,8 @@ own complete run folder (:func:`frnn_cli.runs.run_train_job`); a folder whose su
 completed or diverged is done, and ``--resume`` runs only the others. Jobs are submitted in
 the order given, a few more than there are workers at a time, so that a ``skip`` rule (compare's
 "two failures in a row") can still stop jobs that have not started. No printing here: the
-caller passes a callback.
+caller passes a callback. :func:`open_executor` makes the executor the command line asks for;
+the Dask one lives in :mod:`frnn_cli.experiment.dask_executor`, imported only when asked for.
 """
 
 from __future__ import annotations
@@ -64,15 +65,42 @@ def _worker_init(parent_pid: int, poll: float = PARENT_POLL_SECONDS) -> None:
 def run_job(cfg_dict: dict[str, Any], run_dir: str) -> dict[str, Any]:
     """Run one training job into ``run_dir`` (module-level so a process pool can pickle it).
 
+    The folder must exist (:func:`run_jobs` makes it before submitting the job), and whatever
+    it holds is deleted first: the job owns its folder. That makes a second attempt safe --
+    Dask re-runs the job of a worker that died on another worker, into the same folder,
+    which then holds the dead attempt's partial files (a half-grown ``metrics.csv``, a
+    ``meta.json`` saying "running", a temporary file of an interrupted atomic write). A
+    worker that cannot see the folder runs on a machine that does not share the sweep
+    folder's file system; the job then fails with a message saying so, rather than writing
+    its files where the sweep never reads them.
+
+    Parameters
+    ----------
+    cfg_dict : dict
+        The job's config as plain data (:func:`frnn_cli.config.to_dict`).
+    run_dir : str
+        The job's folder, an absolute path as seen by the machine that runs ``frnn``.
+
     Returns
     -------
     The job's summary dict (as in its ``summary.json``), or ``{"status": "failed",
-    "error": "..."}`` if training raised.
+    "error": "..."}`` if the folder is missing or training raised.
     """
     from frnn_cli.runs import run_train_job
 
+    folder = Path(run_dir)
     try:
-        return run_train_job(Config(**cfg_dict), Path(run_dir), plots=False, durable=False)
+        if not folder.is_dir():
+            import socket
+
+            return {"status": "failed", "error": f"job folder {run_dir} does not exist on {socket.gethostname()}: "
+                    "workers on other machines need the sweep folder on a shared file system, at the same path"}
+        for entry in folder.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        return run_train_job(Config(**cfg_dict), folder, plots=False, durable=False)
     except Exception as exc:  # a failed job is recorded; the sweep goes on
         return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
 
@@ -183,7 +211,8 @@ def run_jobs(
         Asked just before a job would be submitted; a reason skips it (its summary becomes
         ``{"status": "skipped", "reason": ...}``; no folder is made).
     window : int, optional
-        Jobs in flight at once; default twice the executor's ``workers`` (or 4).
+        Jobs in flight at once; default twice the executor's ``workers`` (read again before
+        each submission, so a cluster that grows gets more jobs), or 2 if it has none.
 
     Returns
     -------
@@ -192,7 +221,8 @@ def run_jobs(
     Raises
     ------
     KeyboardInterrupt
-        After cancelling the jobs not yet started and letting running ones finish.
+        After cancelling the jobs not yet started and letting running ones finish; also
+        when the executor's futures raise it (the Dask executor's ``SchedulerLost``).
     """
     results: dict[str, dict[str, Any]] = {}
     queue: list[tuple[Job, Path]] = []
@@ -203,8 +233,11 @@ def run_jobs(
         else:
             queue.append((job, folder))
     total = len(tasks)
-    window = window or 2 * int(getattr(executor, "workers", 2) or 2)
     pending: dict[Future, Job] = {}
+
+    def in_flight() -> int:
+        # Read the executor's size again each time: a Dask cluster can grow or shrink mid-sweep.
+        return window or 2 * max(1, int(getattr(executor, "workers", 2) or 1))
 
     def report(job: Job, summary: dict[str, Any]) -> None:
         results[job.job_id] = summary
@@ -214,7 +247,7 @@ def run_jobs(
     try:
         queue.reverse()  # pop() from the end takes the tasks in their given order
         while queue or pending:
-            while queue and len(pending) < window:
+            while queue and len(pending) < in_flight():
                 job, folder = queue.pop()
                 reason = skip(job, results) if skip is not None else None
                 if reason:
@@ -223,7 +256,8 @@ def run_jobs(
                 if folder.exists():
                     shutil.rmtree(folder)
                 folder.mkdir(parents=True)
-                pending[executor.submit(run_job, config.to_dict(job.cfg), str(folder))] = job
+                # An absolute path: a remote worker does not share this process's working folder.
+                pending[executor.submit(run_job, config.to_dict(job.cfg), str(folder.absolute()))] = job
             if not pending:
                 continue
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -239,3 +273,47 @@ def run_jobs(
             fut.cancel()
         raise
     return results
+
+
+#: The executors ``--executor`` names.
+EXECUTORS = ("local", "dask")
+
+
+def open_executor(kind: str = "local", scheduler: str | None = None, workers: int | None = None) -> Executor:
+    """The executor the command line asks for; the caller shuts it down (``with executor:``).
+
+    Parameters
+    ----------
+    kind : {"local", "dask"}
+        "local": a :class:`LocalPool` on this machine (started on first use). "dask": a Dask
+        cluster -- the one at ``scheduler``, or a new local one (see
+        :func:`frnn_cli.experiment.dask_executor.open_dask`). Dask is imported only here,
+        only for "dask".
+    scheduler : str, optional
+        A Dask scheduler's address, e.g. "tcp://head:8786"; only with kind "dask".
+    workers : int, optional
+        Worker processes of the local pool or of a local Dask cluster (default: the number of
+        cores); not with ``scheduler``, whose cluster has the workers it has.
+
+    Returns
+    -------
+    concurrent.futures.Executor with attributes ``workers`` and ``description``.
+
+    Raises
+    ------
+    BadInput
+        An unknown kind, ``--scheduler`` without ``--executor dask``, or what
+        :func:`~frnn_cli.experiment.dask_executor.open_dask` raises (extra not installed,
+        scheduler unreachable).
+    """
+    from frnn_cli.errors import BadInput
+
+    if kind not in EXECUTORS:
+        raise BadInput(f"--executor: expected one of {', '.join(EXECUTORS)}, got {kind!r}")
+    if kind == "local":
+        if scheduler is not None:
+            raise BadInput("--scheduler: a scheduler address needs --executor dask")
+        return LocalPool(workers or os.cpu_count() or 1)
+    from frnn_cli.experiment.dask_executor import open_dask
+
+    return open_dask(scheduler, workers)
