@@ -26,7 +26,7 @@ def test_builtin_recipes_load_with_the_issue_rows():
     for name in ("reference", "momentum", "clip", "adam", "glorot", "orthogonal", "large_init", "large_lr", "reservoir",
                  "lstm", "guess"):
         assert name in rs and rs[name].description and rs[name].source, name
-    assert rs["adam"].set == {"optimizer": "adam"} and rs["adam"].tune["lr"] == [0.001, 0.003, 0.01, 0.03]
+    assert rs["adam"].set == {"optimizer": "adam"} and rs["adam"].tune["lr"] == [0.001, 0.003, 0.01, 0.03, 0.1]
     assert rs["reservoir"].set["freeze"] == "W+R" and rs["clip"].set["clip"] == 1.0
     assert rs["lstm"].set["model"] == "lstm" and rs["guess"].set["optimizer"] == "guess" and rs["guess"].tune == {}
     assert rs["reference"].tune["lr"] == list(plan.DEFAULT_LR)  # the reference row is frnn sweep's default
@@ -139,7 +139,7 @@ def test_resume_of_a_finished_compare_runs_nothing_and_gives_the_same_files(smal
     (job / "summary.json").unlink()  # as if killed before this job finished
     r = cli("compare", "--resume", str(d), "--workers", "1")
     expect_exit(r, 0)
-    assert "1 of 52 jobs not done" in r.stdout, _msg(r)  # (8 + 5 lr) x 2 T x 2 seeds
+    assert "1 of 56 jobs not done" in r.stdout, _msg(r)  # (8 + 6 lr) x 2 T x 2 seeds
     assert (d / "compare.csv").read_text() == before
 
 
@@ -152,7 +152,7 @@ def test_compare_refuses_lists_other_than_T(cli, tmp_path):
 def test_dry_run_lists_the_plan(cli, tmp_path):
     r = cli("compare", "--dry-run", "--runs-dir", str(tmp_path))
     expect_exit(r, 0)
-    assert "Dry run (nothing is run): would launch 1323 jobs at most: 11 recipes" in r.stdout, _msg(r)
+    assert "Dry run (nothing is run): would launch 1539 jobs at most: 11 recipes" in r.stdout, _msg(r)
     assert "T=1,2,3,4,5,10,20,50,100 x 3 seeds" in r.stdout and "Launching" not in r.stdout
     assert not any(tmp_path.iterdir())
 

@@ -40,8 +40,8 @@ def summarize(spec: SweepSpec, jobs: list[Job], results: dict[str, dict[str, Any
 
     Returns
     -------
-    The verdict dict plus "n_test", "n_jobs" and "unit" ("steps", or "trials" for random
-    guessing: what each row's "best_step" counts).
+    The verdict dict plus "n_test", "n_jobs", "unit" ("steps", or "trials" for random
+    guessing: what each row's "best_step" counts) and "dtype" (of the runs).
     """
     members: dict[tuple, list[tuple[str, dict[str, Any]]]] = {}
     for job in jobs:
@@ -50,7 +50,7 @@ def summarize(spec: SweepSpec, jobs: list[Job], results: dict[str, dict[str, Any
     summary = verdict.summarize(spec.axis, spec.grid, spec.seeds, spec.base.alpha, members)
     # Random guessing counts trials where gradient descent counts steps ("best_step" holds either).
     unit = "trials" if spec.base.optimizer == "guess" and "optimizer" not in spec.grid else "steps"
-    return {**summary, "n_test": spec.base.n_test, "n_jobs": len(jobs), "unit": unit}
+    return {**summary, "n_test": spec.base.n_test, "n_jobs": len(jobs), "unit": unit, "dtype": spec.base.dtype}
 
 
 def summary_csv(summary: dict[str, Any]) -> str:

@@ -90,7 +90,8 @@ def accuracy_vs_T(names: list[str], sweeps: dict[str, dict[str, Any]], path: Pat
         thr = min_correct_for_significance(int(n_test), float(alpha)) / n_test
         ax.axhline(thr, color="tab:red", ls=":", lw=1.2, label=f"significance ({thr:.3f}: p < {alpha:g}, n={n_test})")
     ax.plot([], [], "o", color="0.3", ms=7, label="learned by gradient descent (filled marker)")
-    ax.plot([], [], "o", color="0.3", mfc="white", ms=7, mew=1.6, label="learned only by a latch (open marker)")
+    ax.plot([], [], "o", color="0.3", mfc="white", ms=7, mew=1.6,
+            label="learned otherwise: a latch, the read-out alone, guessing (open marker)")
     ax.set_xscale("log")
     Ts = sorted({r["T"] for s in sweeps.values() for r in s["rows"]})
     ax.set_xticks(Ts, [str(t) for t in Ts])
@@ -125,12 +126,13 @@ def max_T(names: list[str], sweeps: dict[str, dict[str, Any]], path: Path) -> Pa
     ys = np.arange(len(order))
     full = [sweeps[n]["max_T"] or 0 for n in order]
     grad = [sweeps[n].get("max_T_gradient") or 0 for n in order]
+    words = {0: "none"}
     ax.barh(ys, full, color=[colours[n] for n in order], alpha=0.35, edgecolor="0.3")
     ax.barh(ys, grad, height=0.4, color=[colours[n] for n in order], edgecolor="k")
     legend = [Patch(facecolor="0.6", alpha=0.35, edgecolor="0.3", label="longest T learned, any way (wide bar)"),
               Patch(facecolor="0.4", edgecolor="k", label="... by gradient descent in its stable regime (narrow bar)")]
     for y, f, g in zip(ys, full, grad):
-        text = f"{f}" if f == g else f"{f} (gradient: {g})"
+        text = f"{words.get(f, f)}" if f == g else f"{words.get(f, f)} (gradient: {words.get(g, g)})"
         ax.text(max(f, 1) * 1.08, y, text, va="center", fontsize=8)
     ax.set_yticks(ys, order)
     ax.set_xscale("log")
@@ -139,16 +141,16 @@ def max_T(names: list[str], sweeps: dict[str, dict[str, Any]], path: Path) -> Pa
     ax.minorticks_off()
     ax.set_xlim(0.8, max(Ts) * 2.5)
     ax.set_xlabel("longest T learned better than chance (log scale; 0 = none, drawn as no bar)")
-    ax.set_title("The longest sequence length each recipe learns", fontsize=10, pad=28)
+    ax.set_title("The longest sequence length each recipe learns", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(handles=legend, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.06), ncol=2, frameon=False)
+    ax.legend(handles=legend, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
     return _save(fig, path)
 
 
 def why(names: list[str], sweeps: dict[str, dict[str, Any]], path: Path) -> Path:
     """Why each row reads as it does: ||R||_2 at the best checkpoint (left) and the measured
     ||da(T)/da(1)||_2 there (right) against T, one line per recipe (medians over the chosen
-    setting's seeds). The right panel's float64 precision line marks where the error from
+    setting's seeds). The right panel's precision line (the runs' dtype) marks where the error from
     step 1 can no longer take part in the gradient; a value that underflowed to 0 is drawn at
     1e-300 with a down triangle.
 
@@ -172,7 +174,10 @@ def why(names: list[str], sweeps: dict[str, dict[str, Any]], path: Path) -> Path
         if zero.any():
             ax2.plot(xs[zero], np.full(int(zero.sum()), 1e-300), "v", color=st["color"], ms=8, mec="k")
     ax1.axhline(1.0, color="k", ls=":", lw=1, label="||R||_2 = 1")
-    ax2.axhline(np.finfo(np.float64).eps, color="tab:red", ls="--", lw=0.9, label="float64 precision 2.2e-16")
+    for dtype in sorted({s.get("dtype", "float64") for s in sweeps.values()}):
+        eps = float(np.finfo(dtype).eps)
+        ax2.axhline(eps, color="tab:red", ls="--" if dtype == "float32" else ":", lw=0.9,
+                    label=f"{dtype} precision ({eps:.2g})")
     ax2.plot([], [], "v", color="0.4", mec="k", label="exactly 0 (underflow), drawn at 1e-300")
     for ax, label, title in (
         (ax1, "||R||_2 at the best checkpoint (log)", "The recurrent weights the recipe ends with"),

@@ -319,7 +319,10 @@ def gradient_norms_vs_axis(summary: dict[str, Any], base: dict[str, Any], norms:
     if axis == "T":
         T = np.array(values, dtype=float)
         ax2.plot(xs, positive(col("R_init") ** (T - 1)), "k:", label="bound ||R||_2^(T-1) at initialisation")
-    ax2.axhline(np.finfo(np.float64).eps, color="tab:red", ls="--", lw=0.8, label="float64 precision (2.2e-16)")
+    dtype = base.get("dtype", "float64")
+    eps = float(np.finfo(dtype).eps)
+    ax2.axhline(eps, color="tab:red", ls="--", lw=0.8,
+                label=f"{dtype} precision ({eps:.2g}): below it, no learning by gradient")
     ax2.set_yscale("log")
     ax2.set_ylabel("||da(T)/da(1)||_2 (log scale)")
     ax2.set_title("How much of the error at a(T) reaches a(1), the only step with the class", fontsize=9.5)
