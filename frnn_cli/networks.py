@@ -73,14 +73,14 @@ def _rnn() -> Network:
 
 
 def _lstm() -> Network:
-    from frnn_cli import lstm, vanishing
+    from frnn_cli import lstm, vanishing_lstm
 
     def init(D, I, K, rng, init="uniform", init_scale=0.01, dtype=np.float64, forget_bias=1.0):
         return lstm.init_params(D, I, K, rng, init=init, init_scale=init_scale, forget_bias=forget_bias, dtype=dtype)
 
     def jac(params, x):
         p64 = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-        return vanishing.lstm_end_jacobian_norms(p64, np.asarray(x, dtype=np.float64))
+        return vanishing_lstm.lstm_end_jacobian_norms(p64, np.asarray(x, dtype=np.float64))
 
     return Network("lstm", lstm.PARAM_NAMES, 4, init, lstm.forward, lstm.backward, lstm.final_logits, jac,
                    lstm.LSTMNetwork)

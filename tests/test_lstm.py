@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from frnn_cli import lstm, vanishing
+from frnn_cli import lstm, vanishing, vanishing_lstm
 from frnn_cli.gradcheck import GradientCheckError, check_gradients
 from frnn_cli.lstm import LSTMNetwork
 
@@ -260,7 +260,7 @@ def test_forget_gate_at_one_and_closed_input_gate_keep_the_cell_and_its_error():
     dc = lstm.backward(params, cache)["delta_c"]  # R = 0: the cell is the only path back
     np.testing.assert_array_equal(dc, np.broadcast_to(dc[-1], dc.shape))
     assert np.all(dc != 0)
-    norms = vanishing.lstm_jacobian_norms(params, x)
+    norms = vanishing_lstm.lstm_jacobian_norms(params, x)
     np.testing.assert_array_equal(norms["carousel"], 1.0)
     np.testing.assert_array_equal(norms["cc"], 1.0)  # dc(T)/dc(1) = prod diag(f) = identity
 
@@ -371,10 +371,10 @@ def test_matches_pytorch_lstm(B, T, D, I, K, per_step):
 def test_lstm_jacobians_match_finite_differences(seed, scale):
     params, x, _ = _random_problem(seed, 2, 7, 2, 3, 1, False, scale=scale)
     I = 3
-    M = vanishing.lstm_jacobians(params, x)  # (T, B, 2I, 2I)
+    M = vanishing_lstm.lstm_jacobians(params, x)  # (T, B, 2I, 2I)
     st_ = lstm.run_forward(params, x)
     a1, c1 = st_.a[1].copy(), st_.c[1].copy()
-    A, C = vanishing.lstm_run_from_state(params, x, a1, c1)
+    A, C = vanishing_lstm.lstm_run_from_state(params, x, a1, c1)
     np.testing.assert_allclose(A, st_.a[1:], rtol=0, atol=1e-15)
     np.testing.assert_allclose(C, st_.c[1:], rtol=0, atol=1e-15)
     eps = 1e-6
@@ -384,13 +384,13 @@ def test_lstm_jacobians_match_finite_differences(seed, scale):
         half, col = (0, j) if j < I else (1, j - I)
         plus[half][:, col] += eps
         minus[half][:, col] -= eps
-        (Ap, Cp), (Am, Cm) = vanishing.lstm_run_from_state(params, x, *plus), vanishing.lstm_run_from_state(params, x, *minus)
+        (Ap, Cp), (Am, Cm) = vanishing_lstm.lstm_run_from_state(params, x, *plus), vanishing_lstm.lstm_run_from_state(params, x, *minus)
         M_num[:, :, :I, j] = (Ap - Am) / (2 * eps)
         M_num[:, :, I:, j] = (Cp - Cm) / (2 * eps)
     err = np.abs(M - M_num).max()
     assert err < 1e-8, f"max |M - M_fd| = {err:.3g}"
     np.testing.assert_array_equal(M[0], np.broadcast_to(np.eye(2 * I), M[0].shape))
-    norms = vanishing.lstm_jacobian_norms(params, x)
+    norms = vanishing_lstm.lstm_jacobian_norms(params, x)
     t, b = 6, 1
     expect = {"state": M[t, b], "aa": M[t, b, :I, :I], "ac": M[t, b, :I, I:], "cc": M[t, b, I:, I:]}
     for k, m in expect.items():
@@ -402,11 +402,11 @@ def test_lstm_jacobians_match_finite_differences(seed, scale):
 def test_lstm_summary_errors_are_per_sequence_bptt_errors():
     params, x, _ = _random_problem(4, 5, 12, 1, 4, 1, False)
     y = np.array([[1.0], [0.0], [1.0], [1.0], [0.0]])
-    s = vanishing.lstm_summarize(params, x, y)
+    s = vanishing_lstm.lstm_summarize(params, x, y)
     single = np.array([np.linalg.norm(lstm.backward(params, lstm.forward(params, x[b : b + 1], y[b : b + 1])[1])
                                       ["delta_c"][:, 0], axis=1) for b in range(5)])  # (n, T)
     np.testing.assert_allclose(s.error_c_median, np.median(single, axis=0), rtol=1e-12)
     np.testing.assert_allclose(s.error_c_max, single.max(axis=0), rtol=1e-12)
-    norms = vanishing.lstm_jacobian_norms(params, x)
+    norms = vanishing_lstm.lstm_jacobian_norms(params, x)
     np.testing.assert_allclose(s.jacobian_median["cc"], np.median(norms["cc"], axis=1), rtol=1e-12)
     assert s.n == 5 and list(s.t) == list(range(1, 13))

@@ -18,7 +18,8 @@ from frnn_cli.errors import BadInput, ExperimentFailed
 from frnn_cli.resources import check_fits, vanishing_bytes
 from frnn_cli import networks
 from frnn_cli.runs import atomic_write_json, atomic_write_text, base_meta, finish_meta, read_status
-from frnn_cli.vanishing import LSTM_JACOBIANS, LSTMVanishingSummary, VanishingSummary, lstm_summarize, summarize
+from frnn_cli.vanishing import VanishingSummary, summarize
+from frnn_cli.vanishing_lstm import LSTM_JACOBIANS, LSTMVanishingSummary, lstm_summarize
 
 #: Keys that define the network; with --run the network comes from model.npz instead.
 NETWORK_KEYS = ("model", "hidden", "init", "init_scale", "forget_bias")

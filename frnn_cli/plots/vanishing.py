@@ -11,7 +11,8 @@ from matplotlib.figure import Figure
 
 from frnn_cli.plots import positive as _positive
 from frnn_cli.plots import save_png
-from frnn_cli.vanishing import LSTMVanishingSummary, VanishingSummary
+from frnn_cli.vanishing import VanishingSummary
+from frnn_cli.vanishing_lstm import LSTMVanishingSummary
 
 
 def plot_vanishing(summary: VanishingSummary, path: str | Path, *, hidden: int, network: str) -> Path:
@@ -92,7 +93,7 @@ def plot_vanishing_lstm(lstm: LSTMVanishingSummary, rnn: VanishingSummary, path:
 
     Parameters
     ----------
-    lstm : LSTMVanishingSummary, from :func:`frnn_cli.vanishing.lstm_summarize`
+    lstm : LSTMVanishingSummary, from :func:`frnn_cli.vanishing_lstm.lstm_summarize`
     rnn : VanishingSummary, from :func:`frnn_cli.vanishing.summarize` on the same sequences
     path : str or Path
         Output file (``.png``); its folder must exist.
