@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from frnn_cli import lstm, vanishing, vanishing_lstm
+from frnn_cli import lstm, vanishing_lstm
 from frnn_cli.gradcheck import GradientCheckError, check_gradients
 from frnn_cli.lstm import LSTMNetwork
 

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from frnn_cli import model
-from frnn_cli.gradcheck import GradientCheckError, check_gradients, numerical_gradient
+from frnn_cli.gradcheck import check_gradients, numerical_gradient
 from frnn_cli.model import FullyRecurrentNetwork
 
 # The issue's bound. The five-point stencil with eps = 1e-3 has truncation error ~eps^4 and
@@ -55,7 +55,7 @@ def test_bptt_matches_finite_differences_task_shapes(T, per_step):
 
 def _backward_without_recurrent_term(params, cache):
     """The widely copied wrong derivation: delta(t) = (1 - a^2) V^T psi(t) only."""
-    R, V = params["R"], params["V"]
+    V = params["V"]
     A, xt = cache.A, cache.x
     T, B, D = xt.shape
     psi = (0.5 * (1 + np.tanh(0.5 * cache.z)) - cache.y) / B

@@ -1,6 +1,5 @@
 """The course notebook's own calls, unchanged, and the gradient check of the model's own backward."""
 
-import warnings
 
 import numpy as np
 import pytest

@@ -8,7 +8,7 @@ import pytest
 
 from frnn_cli.experiment import plan, sweep
 from frnn_cli.config import Config
-from helpers import expect_exit, msg as _msg
+from helpers import msg as _msg
 
 # Small and fast: T = 1 is learned within a few dozen steps with lr = 3, lr = 1e-4 stays at chance.
 SMALL = ["steps=60", "eval_every=20", "n_val=100", "n_test=200", "stop_loss=null"]
