@@ -364,19 +364,8 @@ def train_summary(result, cfg) -> dict:
     from frnn_cli.experiment import verdict
 
     learned = result.test.better_than_chance and result.status == "completed" and result.best_step > 0
-    if learned and "R" in cfg.freeze.split("+"):
-        mechanism = verdict.Mechanism(
-            "readout", step=result.best_step,
-            reason=f"R frozen at its initial values ({cfg.freeze} frozen): only the read-out learned, nothing "
-                   "was carried back through time (a reservoir, Jaeger 2001)")
-    elif cfg.optimizer == "guess":
-        mechanism = verdict.Mechanism(
-            "guess" if learned else "none", step=result.best_step,
-            reason=f"random weight guessing: trial {result.trials} solved the screening set" if learned
-            else "the run did not beat chance")
-    else:
-        eps = float(np.finfo(cfg.dtype).eps)
-        mechanism = verdict.learning_mechanism([r.as_dict() for r in result.history], eps, learned)
+    mechanism = verdict.how_learned([r.as_dict() for r in result.history], learned, dtype=cfg.dtype,
+                                    optimizer=cfg.optimizer, freeze=cfg.freeze, best_step=result.best_step)
     names = ", ".join(result.params)
     return nan_to_none({
         "status": result.status,

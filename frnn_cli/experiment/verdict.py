@@ -259,6 +259,43 @@ def learning_mechanism(history: Sequence[dict], eps: float, learned: bool) -> Me
                                         f"||R||_F x{jump:.3g}, ||R||_2 x{growth:.3g} since init", **common)
 
 
+def how_learned(history: Sequence[dict], learned: bool, *, dtype: str = "float64", optimizer: str = "sgd",
+                freeze: str = "none", best_step: int | None = None) -> Mechanism:
+    """How a run learned, for every kind of run: the label of its ``summary.json``.
+
+    * random guessing (``optimizer="guess"``): "guess" -- there is no learning event, only the
+      trial that solved the screening set (``best_step``);
+    * R frozen (``freeze`` names R): "readout" -- only the read-out (and W) can have learned,
+      nothing was carried back through time (an echo-state network; Jaeger 2001);
+    * otherwise :func:`learning_mechanism` with the precision of ``dtype``.
+
+    Parameters
+    ----------
+    history : sequence of metrics.csv rows (mappings), in step order
+    learned : bool
+        Whether the run beat chance with a trained network.
+    dtype : "float64" or "float32", the run's dtype
+    optimizer, freeze : the run's config values
+    best_step : int or None, the tested checkpoint's step (for guessing: its trial count)
+
+    Returns
+    -------
+    Mechanism ("none" when not ``learned``)
+    """
+    import numpy as np
+
+    if not learned:
+        return Mechanism("none", reason="the run did not beat chance")
+    if optimizer == "guess":
+        return Mechanism("guess", step=best_step,
+                         reason=f"random weight guessing: trial {best_step} solved the screening set")
+    if "R" in freeze.split("+"):
+        return Mechanism("readout", step=best_step,
+                         reason=f"R frozen at its initial values ({freeze} frozen): only the read-out learned, nothing "
+                                "was carried back through time (a reservoir, Jaeger 2001)")
+    return learning_mechanism(history, float(np.finfo(dtype).eps), learned)
+
+
 # ---------------------------------------------------------------------------------------
 # Tuning and the verdict per axis value
 
