@@ -288,7 +288,7 @@ def how_learned(history: Sequence[dict], learned: bool, *, dtype: str = "float64
         return Mechanism("none", reason="the run did not beat chance")
     if optimizer == "guess":
         return Mechanism("guess", step=best_step,
-                         reason=f"random weight guessing: trial {best_step} solved the screening set")
+                         reason=f"random weight guessing: the network drawn at trial {best_step}")
     if "R" in freeze.split("+"):
         return Mechanism("readout", step=best_step,
                          reason=f"R frozen at its initial values ({freeze} frozen): only the read-out learned, nothing "
