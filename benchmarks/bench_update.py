@@ -728,7 +728,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-pin", action="store_true", help="do not pin the process to one core")
     ap.add_argument("--breakdown", action="store_true",
                     help="instead of the rivals: where frnn's update time goes (tanh, GEMM, elementwise, rest)")
+    ap.add_argument("--model", choices=("rnn", "lstm"), default="rnn",
+                    help="lstm: time the LSTM update instead (benchmarks/bench_lstm.py, (B, T) = (1, 100), (32, 20), "
+                         "(32, 100) unless --B/--T are given)")
     args = ap.parse_args(argv)
+    if args.model == "lstm":
+        import bench_lstm  # the LSTM's rivals live there: nn.LSTM and a lax.scan LSTM
+
+        given = argv if argv is not None else sys.argv[1:]
+        sizes = [] if not any(a.startswith(("--B", "--T")) for a in given) else [
+            "--sizes", ",".join(f"{b}x{t}" for b in args.B for t in args.T)]
+        return bench_lstm.main([*sizes, "--dtype", args.dtype[0], "--budget", str(args.budget),
+                                "--seed", str(args.seed), *(["--json", args.json] if args.json else []),
+                                *(["--no-pin"] if args.no_pin else [])])
     if not args.budget > 0:
         ap.error(f"--budget must be > 0 seconds, got {args.budget}")
     if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
