@@ -116,8 +116,10 @@ def train(
     cfg = config.load_config(config_file, overrides or [], schema=config.Config)
     check_config(cfg)
     check_fits(
-        train_bytes(cfg.T, cfg.hidden, cfg.batch_size, cfg.n_val, cfg.n_test, gates=4 if cfg.model == "lstm" else 1),
-        f"a run with T={cfg.T}, hidden={cfg.hidden}, batch_size={cfg.batch_size}, n_val={cfg.n_val}, n_test={cfg.n_test}",
+        train_bytes(cfg.T, cfg.hidden, cfg.batch_size, cfg.n_val, cfg.n_test, itemsize=4 if cfg.dtype == "float32" else 8,
+                    gates=4 if cfg.model == "lstm" else 1, n_screen=cfg.screen_n if cfg.optimizer == "guess" else 0),
+        f"a run with T={cfg.T}, hidden={cfg.hidden}, batch_size={cfg.batch_size}, n_val={cfg.n_val}, n_test={cfg.n_test}"
+        + (f", screen_n={cfg.screen_n}" if cfg.optimizer == "guess" else ""),
     )
     run_dir = new_run_dir(runs_dir, "train")
     err_console.print(f"training {describe(cfg)}", markup=False, highlight=False, soft_wrap=True)

@@ -230,7 +230,8 @@ def check_memory(jobs: list[Job], workers: int) -> int:
     from frnn_cli.resources import check_fits, train_bytes
 
     def parts(c: Config) -> dict[str, int]:
-        return train_bytes(c.T, c.hidden, c.batch_size, c.n_val, c.n_test, gates=4 if c.model == "lstm" else 1)
+        return train_bytes(c.T, c.hidden, c.batch_size, c.n_val, c.n_test, itemsize=4 if c.dtype == "float32" else 8,
+                           gates=4 if c.model == "lstm" else 1, n_screen=c.screen_n if c.optimizer == "guess" else 0)
 
     biggest = max(jobs, key=lambda j: sum(parts(j.cfg).values()))
     c = biggest.cfg
