@@ -23,6 +23,11 @@ import numpy as np
 from frnn_cli import config
 from frnn_cli.errors import BadInput
 
+#: Most values one range a..b may stand for: a larger one is almost surely a typo, and
+#: listing it would take memory before the sweep's own job limit could refuse it.
+MAX_VALUES = 100_000
+
+
 def parse_values(schema: type, key: str, text: Any) -> list[Any]:
     """The list of values one ``key=VALUES`` stands for, each typed by the schema.
 
@@ -79,6 +84,8 @@ def _int_range(key: str, lo: str, hi: str) -> tuple[int, int]:
         ) from None
     if a > b:
         raise BadInput(f"{key}={lo}..{hi}: the range is empty; expected a..b with a <= b, e.g. {key}={b}..{a}")
+    if b - a + 1 > MAX_VALUES:
+        raise BadInput(f"{key}={lo}..{hi}: {b - a + 1:,} values; a range may hold at most {MAX_VALUES:,}")
     return a, b
 
 
