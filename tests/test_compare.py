@@ -149,6 +149,22 @@ def test_compare_refuses_lists_other_than_T(cli, tmp_path):
     assert "a tuned grid belongs to a recipe" in r.stderr and not any(tmp_path.iterdir()), _msg(r)
 
 
+def test_compare_refuses_a_value_for_a_key_a_recipe_tunes(cli, tmp_path):
+    """reference tunes lr; a single lr=0.5 would be replaced by its grid without a word."""
+    r = cli("compare", "lr=0.5", "--recipes", "adam,reference", "--dry-run", "--runs-dir", str(tmp_path))
+    expect_exit(r, 2)
+    assert "lr: recipe 'adam' tunes lr over its own grid, so lr=0.5 would be lost" in _msg(r).replace("\n", " ")
+    assert not any(tmp_path.iterdir())
+
+
+def test_an_override_of_a_recipe_setting_is_applied_and_announced(cli, tmp_path):
+    r = cli("compare", "steps=300", "--recipes", "reference,lstm,guess", "--dry-run", "--runs-dir", str(tmp_path))
+    expect_exit(r, 0)
+    assert "replaces recipe settings: lstm: steps=2000 -> 300, guess: steps=3000 -> 300" in r.stdout.replace("\n", " "), _msg(r)
+    spec = compare.resolve_spec(["steps=300"], ["lstm"], None, None, True)
+    assert {job.cfg.steps for job in plan.plan(spec.sweep_spec(spec.recipes[0]))} == {300}
+
+
 def test_dry_run_lists_the_plan(cli, tmp_path):
     r = cli("compare", "--dry-run", "--runs-dir", str(tmp_path))
     expect_exit(r, 0)

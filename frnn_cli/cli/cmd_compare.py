@@ -108,6 +108,9 @@ def compare_cmd(
     else:
         verb = "Dry run (nothing is run): would launch " if dry_run else "Launching "
         console.print(verb + compare.describe_plan(spec, p) + " " + executor.description, markup=False, highlight=False)
+        replaced = compare.replaced_settings(spec)
+        if replaced:
+            console.print("your key=value replaces recipe settings: " + ", ".join(replaced), markup=False, highlight=False)
     if dry_run:
         for r in spec.recipes:
             grid = ", ".join(f"{k}={','.join(fmt(v) for v in vs)}" for k, vs in r.tune.items())

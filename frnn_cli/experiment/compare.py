@@ -112,8 +112,10 @@ def resolve_spec(words: list[str], names: list[str] | None, recipes_file: str | 
     Raises
     ------
     BadInput
-        A bad word, a list for a key other than T (a tuned grid belongs to the recipe),
-        an unknown recipe or a bad recipes file.
+        A bad word, a list for a key other than T (a tuned grid belongs to the recipe), a
+        key that a selected recipe tunes (its grid would replace the value), an unknown
+        recipe or a bad recipes file. A key that a recipe *sets* is replaced by the
+        override (see :func:`replaced_settings`, printed with the plan).
     """
     parsed = grid.parse_grid(Config, words)
     T = sorted(parsed.pop("T", list(DEFAULT_T)))
@@ -122,6 +124,11 @@ def resolve_spec(words: list[str], names: list[str] | None, recipes_file: str | 
         raise BadInput(f"{lists[0]}: frnn compare takes one value per key besides T; a tuned grid belongs to a recipe "
                        "(see configs/recipes.yaml and --recipes-file)")
     rs = recipes.select(names, recipes_file)
+    for key in parsed:  # a tuned grid would silently replace the single value
+        tuners = [r.name for r in rs if key in r.tune]
+        if tuners:
+            raise BadInput(f"{key}: recipe {tuners[0]!r} tunes {key} over its own grid, so {key}={words_value(words, key)} "
+                           f"would be lost; leave it out, or compare a recipe with another grid (--recipes-file)")
     if seeds is not None and seeds < 1:
         raise BadInput(f"--seeds: expected an integer >= 1, got {seeds}")
     spec = CompareSpec(recipes=rs, T=T, seeds=seeds or 3, overrides={k: v[0] for k, v in parsed.items()}, skip=skip)
@@ -131,6 +138,21 @@ def resolve_spec(words: list[str], names: list[str] | None, recipes_file: str | 
         except BadInput as exc:
             raise BadInput(f"recipe {r.name!r}: {exc}") from None
     return spec
+
+
+def words_value(words: list[str], key: str) -> str:
+    """The value text of ``key=value`` among the command words (for messages)."""
+    return next((w.split("=", 1)[1] for w in words if w.split("=", 1)[0].strip() == key), "?")
+
+
+def replaced_settings(spec: CompareSpec) -> list[str]:
+    """Recipe settings that an override replaces, as ``"lstm: steps=2000 -> 3000"`` (for the plan line)."""
+    out = []
+    for r in spec.recipes:
+        for key, value in (spec.overrides or {}).items():
+            if key in r.set and r.set[key] != value:
+                out.append(f"{r.name}: {key}={r.set[key]} -> {value}")
+    return out
 
 
 def dump_spec(spec: CompareSpec) -> str:
