@@ -168,6 +168,34 @@ def _built_commit() -> str | None:
     return node + ("-dirty" if getattr(_version, "__dirty__", False) else "")
 
 
+def carry_over_meta(run_dir: str | Path, meta: dict) -> dict:
+    """Prepare the meta of a resumed sweep or compare: keep the stored original command and
+    start time, and append this resumption (its command, start time, executor) to the stored
+    ``"resumed"`` list.
+
+    Parameters
+    ----------
+    run_dir : folder holding the meta.json written by the first run
+    meta : dict from :func:`base_meta` for this invocation (updated in place and returned)
+
+    An unreadable stored meta.json is replaced: this invocation becomes the record.
+    """
+    import json
+
+    mine = {k: meta.get(k) for k in ("command", "start_time", "executor")}
+    try:
+        stored = json.loads((Path(run_dir) / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        stored = None
+    if not isinstance(stored, dict):
+        meta["resumed"] = [mine]
+        return meta
+    earlier = stored.get("resumed")
+    meta["resumed"] = [*(earlier if isinstance(earlier, list) else []), mine]
+    meta.update({k: stored[k] for k in ("command", "start_time") if k in stored})
+    return meta
+
+
 def finish_meta(run_dir: str | Path, meta: dict, status: str, **extra: object) -> dict:
     """Record the end of a run: set ``status``, ``end_time`` and ``extra`` in ``meta`` and
     rewrite ``run_dir/meta.json`` atomically.

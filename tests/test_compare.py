@@ -193,3 +193,30 @@ def _run_summary(good: bool) -> dict:
     return {"status": "completed", "stop_reason": "converged", "steps_done": 100,
             "best": {"val_acc": 1.0 if good else 0.5, "val_loss": 0.1, "step": 100},
             "test": {"correct": 200 if good else 100, "n": 200}, "mechanism": {"label": "gradient"}}
+
+
+def test_an_interrupt_while_the_files_are_written_is_recorded_and_resume_finishes(cli, tmp_path, monkeypatch):
+    """Ctrl-C after the last job, while summaries and plots are written: status "interrupted",
+    not "running"; --resume writes the files and keeps the first command and start time."""
+    args = ["compare", "--recipes", "reference,adam", "T=1", "--seeds", "1", "--workers", "1", "--runs-dir",
+            str(tmp_path), *SMALL]
+
+    def ctrl_c(*_args, **_kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(compare, "write_plots", ctrl_c)  # the last step of the finish
+    r = cli(*args)
+    expect_exit(r, 130)
+    d = _one(tmp_path, "compare")
+    first = json.loads((d / "meta.json").read_text())
+    assert first["status"] == "interrupted", first
+    assert {json.loads((d / "recipes" / n / "meta.json").read_text())["status"] for n in ("reference", "adam")} == {
+        "completed"}  # each recipe's own files were all written before the interrupt
+    monkeypatch.undo()
+
+    r = cli("compare", "--resume", str(d), "--workers", "1")
+    expect_exit(r, 0)
+    meta = json.loads((d / "meta.json").read_text())
+    assert meta["status"] == "completed" and (d / "plots" / "max_T.png").is_file()
+    assert (meta["command"], meta["start_time"]) == (first["command"], first["start_time"])
+    assert first["resumed"] == [] and len(meta["resumed"]) == 1 and meta["resumed"][0]["start_time"] >= first["start_time"]

@@ -104,6 +104,30 @@ def test_resume_runs_only_the_missing_jobs(small_sweep, tmp_path, cli):
     assert (jobs[0] / "summary.json").is_file() and (jobs[1] / "summary.json").is_file()
 
 
+def test_an_interrupt_while_plotting_is_recorded_and_resume_writes_the_plots(small_sweep, tmp_path, cli, monkeypatch):
+    """Ctrl-C after the last job, while the plots are drawn: status "interrupted", not "running"."""
+    _, done = small_sweep
+    d = tmp_path / "plotting"
+    shutil.copytree(done, d)
+    shutil.rmtree(d / "plots")
+    original = json.loads((d / "meta.json").read_text())
+
+    def ctrl_c(*_args, **_kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep, "write_plots", ctrl_c)
+    r = cli("sweep", "--resume", str(d), "--workers", "1")
+    assert r.exit_code == 130, _msg(r)
+    assert json.loads((d / "meta.json").read_text())["status"] == "interrupted"
+    monkeypatch.undo()
+    r = cli("sweep", "--resume", str(d), "--workers", "1")
+    assert r.exit_code == 0, _msg(r)
+    meta = json.loads((d / "meta.json").read_text())
+    assert meta["status"] == "completed" and (d / "plots" / "accuracy_vs_T.png").is_file()
+    assert (meta["command"], meta["start_time"]) == (original["command"], original["start_time"])
+    assert len(meta["resumed"]) == 2  # both resumptions are on record
+
+
 def test_resume_refuses_a_different_grid(small_sweep, cli):
     _, d = small_sweep
     r = cli("sweep", "--resume", str(d), "T=1..3", "lr=1e-4,3", "--seeds", "2", *SMALL)

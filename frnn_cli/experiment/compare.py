@@ -301,7 +301,7 @@ def run_compare(spec: CompareSpec, folder: Path, executor: Executor,
     KeyboardInterrupt
         After recording status "interrupted" (finished jobs stay on disk).
     """
-    from frnn_cli.runs import atomic_write_json, atomic_write_text, base_meta, finish_meta, nan_to_none
+    from frnn_cli.runs import atomic_write_json, atomic_write_text, base_meta, carry_over_meta, finish_meta, nan_to_none
 
     start = time.perf_counter()
     p = make_plan(spec, folder)
@@ -310,7 +310,9 @@ def run_compare(spec: CompareSpec, folder: Path, executor: Executor,
         atomic_write_text(folder / SPEC_FILE, dump_spec(spec))
     meta = base_meta(p.specs[spec.recipes[0].name].base.seed, argv)
     meta.update({"kind": "compare", "recipes": [r.name for r in spec.recipes], "n_jobs": len(p.tasks),
-                 "executor": where, "resumed": resumed})
+                 "executor": where, "resumed": []})
+    if resumed:
+        carry_over_meta(folder, meta)
     atomic_write_json(folder / "meta.json", meta)
     metas = {}
     for name, s in p.specs.items():
@@ -325,21 +327,24 @@ def run_compare(spec: CompareSpec, folder: Path, executor: Executor,
         name = job.job_id.split("/", 1)[0]
         return skip_reason(p.specs[name], p.jobs[name], job.cfg.T, p.results_of(name, results), judged)
 
-    try:
+    sweeps: dict[str, dict[str, Any]] = {}
+    try:  # an interrupt while the summaries and plots are written counts too: resume finishes them
         results = run_jobs(p.tasks, executor, callback, skip=skip)
+        per_recipe = final_results(spec, p, results)
+        seconds = time.perf_counter() - start
+        for name in p.specs:
+            sweeps[name] = sweep.finish_files(p.specs[name], recipe_dir(folder, name), p.jobs[name],
+                                              per_recipe[name], metas[name], seconds)
+        summary = summarize(spec, p, sweeps, per_recipe, seconds)
+        atomic_write_json(folder / "summary.json", nan_to_none(summary))
+        atomic_write_text(folder / "compare.csv", compare_csv(spec, sweeps))
+        write_plots(spec, sweeps, folder)
     except KeyboardInterrupt:
         for name in p.specs:
-            finish_meta(recipe_dir(folder, name), metas[name], "interrupted")
+            if name not in sweeps:  # a recipe whose files are all written keeps its own status
+                finish_meta(recipe_dir(folder, name), metas[name], "interrupted")
         finish_meta(folder, meta, "interrupted")
         raise
-    per_recipe = final_results(spec, p, results)
-    seconds = time.perf_counter() - start
-    sweeps = {name: sweep.finish_files(p.specs[name], recipe_dir(folder, name), p.jobs[name], per_recipe[name],
-                                       metas[name], seconds) for name in p.specs}
-    summary = summarize(spec, p, sweeps, per_recipe, seconds)
-    atomic_write_json(folder / "summary.json", nan_to_none(summary))
-    atomic_write_text(folder / "compare.csv", compare_csv(spec, sweeps))
-    write_plots(spec, sweeps, folder)
     finish_meta(folder, meta, "failed" if any(s["n_failed"] for s in sweeps.values()) else "completed")
     return summary
 

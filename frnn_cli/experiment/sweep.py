@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import statistics
 from collections.abc import Callable
@@ -214,12 +213,12 @@ def run_sweep(
     start = time.perf_counter()
     jobs = plan(spec)
     meta = start_files(spec, sweep_dir, getattr(executor, "description", type(executor).__name__), argv, resumed)
-    try:
+    try:  # an interrupt while the summary and plots are written counts too: resume finishes them
         results = run_jobs(tasks(jobs, sweep_dir), executor, callback)
+        return finish_files(spec, sweep_dir, jobs, results, meta, time.perf_counter() - start)
     except KeyboardInterrupt:
         finish_meta(sweep_dir, meta, "interrupted")
         raise
-    return finish_files(spec, sweep_dir, jobs, results, meta, time.perf_counter() - start)
 
 
 def start_files(spec: SweepSpec, sweep_dir: Path, where: str, argv: list[str] | None, resumed: bool) -> dict:
@@ -238,21 +237,14 @@ def start_files(spec: SweepSpec, sweep_dir: Path, where: str, argv: list[str] | 
     -------
     dict, the meta written (to finish with :func:`frnn_cli.runs.finish_meta`).
     """
-    from frnn_cli.runs import atomic_write_json, atomic_write_text, base_meta
+    from frnn_cli.runs import atomic_write_json, atomic_write_text, base_meta, carry_over_meta
 
     if not resumed:
         atomic_write_text(sweep_dir / SPEC_FILE, dump_spec(spec))
     meta = base_meta(spec.base.seed, argv)
     meta.update({"kind": "sweep", "n_jobs": len(plan(spec)), "executor": where, "resumed": []})
     if resumed:
-        # Keep the original command and start time; record each resumption after them.
-        try:
-            stored = json.loads((sweep_dir / "meta.json").read_text())
-        except (OSError, ValueError):
-            stored = None
-        if isinstance(stored, dict):
-            meta["resumed"] = [*stored.get("resumed", []), {k: meta[k] for k in ("command", "start_time", "executor")}]
-            meta.update({k: stored[k] for k in ("command", "start_time") if k in stored})
+        carry_over_meta(sweep_dir, meta)
     atomic_write_json(sweep_dir / "meta.json", meta)
     return meta
 
