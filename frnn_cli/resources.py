@@ -114,6 +114,53 @@ def vanishing_bytes(T: int, n: int, hidden: int) -> dict[str, int]:
     }
 
 
+#: Gates per hidden unit, by model: the RNN's tanh, the LSTM's i, f, o, g.
+_GATES = {"rnn": 1, "lstm": 4}
+#: Most forward steps a gradient check may take (2 per checked entry, T each): about 10
+#: minutes on a 2-core EPYC at small hidden sizes (~5 us per step in the Python loop).
+GRADCHECK_MAX_STEPS = 10**8
+#: Most multiply-adds a gradient check may take: again about 10 minutes (~2e-10 s each there).
+GRADCHECK_MAX_MACS = 3 * 10**12
+
+
+def gradcheck_cost(model: str, T: int, hidden: int, batch_size: int, outputs: int) -> dict[str, int]:
+    """What ``frnn gradcheck`` costs: checked entries, forward steps, multiply-adds, bytes.
+
+    Every parameter entry takes two forward passes of T steps (central differences), each
+    step B x I x (I + 1) x gates multiply-adds; the forward caches hold about 4 float64
+    arrays of B x T x I x gates.
+
+    Returns
+    -------
+    dict with "entries", "steps", "macs" and "bytes" (ints).
+    """
+    g = _GATES.get(model, 1)
+    I, B = hidden, batch_size
+    entries = g * I * (1 + I + (1 if g > 1 else 0)) + outputs * I  # W, R (and the LSTM's b), V
+    steps = 2 * entries * T
+    return {"entries": entries, "steps": steps, "macs": steps * B * I * (I + 1) * g,
+            "bytes": 8 * 4 * B * (T + 1) * I * g + 8 * entries * 3}
+
+
+def check_gradcheck(model: str, T: int, hidden: int, batch_size: int, outputs: int) -> None:
+    """Refuse a gradient check too large to finish in minutes or to fit in memory.
+
+    A gradient check is for a small network: its time grows as hidden^2 entries x T steps.
+
+    Raises
+    ------
+    BadInput
+        Naming the estimate and the keys to lower.
+    """
+    c = gradcheck_cost(model, T, hidden, batch_size, outputs)
+    what = f"a gradient check with T={T}, hidden={hidden}, batch_size={batch_size}"
+    if c["steps"] > GRADCHECK_MAX_STEPS or c["macs"] > GRADCHECK_MAX_MACS:
+        raise BadInput(f"{what} is too large: {c['entries']:,} entries x 2 passes of T steps = {c['steps']:.1e} steps "
+                       f"and {c['macs']:.1e} multiply-adds (limits {GRADCHECK_MAX_STEPS:.0e} and "
+                       f"{GRADCHECK_MAX_MACS:.0e}, about 10 minutes); lower T, hidden or batch_size")
+    check_fits({"batch_size x T x hidden (the forward caches)": c["bytes"]}, what)
+
+
 def sequences_bytes(T: int, n: int) -> dict[str, int]:
     """Bytes of n task sequences of length T as ``frnn generate`` holds them (list and stack)."""
     return {"n x T (the sequences)": 8 * 3 * n * T}

@@ -203,3 +203,21 @@ def test_a_range_too_long_to_list_is_refused_at_once(cli, tmp_path):
     r = cli("sweep", "T=1..1000000000", "--dry-run", "--runs-dir", str(tmp_path))
     expect_exit(r, 2)
     assert "T=1..1000000000: 1,000,000,000 values; a range may hold at most 100,000" in r.stderr, _msg(r)
+
+
+@pytest.mark.parametrize("model, hidden, outputs", [("rnn", 7, 1), ("rnn", 5, 3), ("lstm", 5, 1), ("lstm", 3, 2)])
+def test_gradcheck_cost_counts_the_entries_the_network_has(model, hidden, outputs):
+    from frnn_cli import networks
+
+    net = networks.get(model).network_class(1, hidden, outputs, rng=np.random.default_rng(0))
+    entries = sum(getattr(net, name).size for name in net.PARAM_NAMES)
+    cost = resources.gradcheck_cost(model, T=9, hidden=hidden, batch_size=2, outputs=outputs)
+    assert cost["entries"] == entries and cost["steps"] == 2 * entries * 9
+
+
+def test_a_gradient_check_too_large_for_minutes_is_refused(cli):
+    r = cli("gradcheck", "hidden=1000")  # W 1000 + R 1000 x 1000 + V 1000 entries, each 2 forward passes
+    expect_exit(r, 2)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "hidden=1000" in lines[0] and "1,002,000 entries" in lines[0], _msg(r)
+    expect_exit(cli("gradcheck", "hidden=20", "T=20"), 0)  # an ordinary check is not

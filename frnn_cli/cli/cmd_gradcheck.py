@@ -11,6 +11,7 @@ from rich.table import Table
 from frnn_cli import config
 from frnn_cli.cli.common import console, parse_seed, positive
 from frnn_cli.errors import BadInput, ExperimentFailed
+from frnn_cli.resources import check_gradcheck
 from frnn_cli.gradcheck import GradcheckConfig, GradientCheckError, check_network, raise_on_failure
 
 
@@ -48,6 +49,7 @@ def gradcheck(
         raise BadInput(f"--thresh: expected a finite number > 0, got {thresh:g}")
     cfg = config.load_config(config_file, overrides or [], schema=GradcheckConfig)
     seed_value = parse_seed(seed)
+    check_gradcheck(cfg.model, cfg.T, cfg.hidden, cfg.batch_size, cfg.outputs)
     results = check_network(cfg, seed=seed_value, eps=eps, thresh=thresh, relative=relative)
     mode = "a target at every step" if cfg.per_step else "the target at the end"
     table = Table(
