@@ -39,7 +39,7 @@ def _cell(row: dict[str, Any]) -> str:
 def _table(spec: compare.CompareSpec, summary: dict[str, Any], sweeps: dict[str, dict[str, Any]]) -> Table:
     table = Table(
         title="Which remedy carries the bit how far: learned better than chance, per recipe and T",
-        caption="✓ learned by gradient descent in its stable regime; L learned only by a weight blow-up into a latch; "
+        caption="✓ learned by gradient descent in its stable regime, at some tuned setting; L learned only by a weight blow-up into a latch; "
                 "G solved by random weight guessing; V learned by the read-out alone (R frozen); "
                 "✗ not learned; – skipped (failed at two T before); max T (gradient): the longest T learned any way "
                 "(by gradient)",

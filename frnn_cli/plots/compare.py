@@ -16,6 +16,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.transforms import ScaledTranslation
 
 from frnn_cli.experiment.verdict import min_correct_for_significance
 from frnn_cli.plots import positive, save_png
@@ -89,9 +90,9 @@ def accuracy_vs_T(names: list[str], sweeps: dict[str, dict[str, Any]], path: Pat
     if n_test and alpha:
         thr = min_correct_for_significance(int(n_test), float(alpha)) / n_test
         ax.axhline(thr, color="tab:red", ls=":", lw=1.2, label=f"significance ({thr:.3f}: p < {alpha:g}, n={n_test})")
-    ax.plot([], [], "o", color="0.3", ms=7, label="learned by gradient descent (filled marker)")
+    ax.plot([], [], "o", color="0.3", ms=7, label="learned by gradient descent at some tuned setting (filled marker)")
     ax.plot([], [], "o", color="0.3", mfc="white", ms=7, mew=1.6,
-            label="learned otherwise: a latch, the read-out alone, guessing (open marker)")
+            label="learned only otherwise: a latch, the read-out alone, guessing (open marker)")
     ax.set_xscale("log")
     Ts = sorted({r["T"] for s in sweeps.values() for r in s["rows"]})
     ax.set_xticks(Ts, [str(t) for t in Ts])
@@ -143,7 +144,10 @@ def max_T(names: list[str], sweeps: dict[str, dict[str, Any]], path: Path) -> Pa
     ax.set_xlabel("longest T learned better than chance (log scale; 0 = none, drawn as no bar)")
     ax.set_title("The longest sequence length each recipe learns", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(handles=legend, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
+    # Below the x label at a fixed distance (in inches), whatever the figure's height.
+    below = ax.transAxes + ScaledTranslation(0, -0.5, fig.dpi_scale_trans)
+    ax.legend(handles=legend, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 0.0), bbox_transform=below, ncol=2,
+              frameon=False)
     return _save(fig, path)
 
 

@@ -185,11 +185,11 @@ def plot_gradient_norms(
         ("W", "tab:blue", dict(ls="-", lw=1.2, marker="o", ms=2.5, zorder=4), "thin line, dots"),
     ):
         ax_g.plot(step, _positive(_column(history, f"grad_norm_{name}")), color=colour, **style,
-                  label=f"||dL/d{name}|| ({shape}): training gradient, mean since previous evaluation")
+                  label=f"||dL/d{name}|| ({shape})")
     ax_g.set_yscale("log")
-    ax_g.set_ylabel("gradient norm (Frobenius)")
+    ax_g.set_ylabel("training gradient norm\n(Frobenius, mean since the last evaluation)")
     ax_g.grid(True, which="both", alpha=0.3)
-    ax_g.legend(fontsize=8, loc="best")
+    ax_g.legend(fontsize=8, loc="best", framealpha=0.6)
 
     r_norm = _column(history, "R_spectral_norm")
     with np.errstate(over="ignore"):
@@ -204,5 +204,5 @@ def plot_gradient_norms(
     ax_j.set_ylabel("norm (dimensionless)")
     ax_j.set_xlabel("training step (parameter updates)")
     ax_j.grid(True, which="both", alpha=0.3)
-    ax_j.legend(fontsize=8, loc="best")
+    ax_j.legend(fontsize=8, loc="best", framealpha=0.6)
     return _save(fig, path)

@@ -135,7 +135,7 @@ def plot_vanishing_lstm(lstm: LSTMVanishingSummary, rnn: VanishingSummary, path:
     ax_e.set_xlabel("time step t")
     ax_e.set_ylabel("error sent back from the loss at T (log scale, median)")
     ax_e.set_title(f"Error BPTT sends back from t = T = {T}")
-    ax_e.legend(loc="upper left", fontsize=8)
+    ax_e.legend(loc="center left", fontsize=8)
     for ax in (ax_j, ax_e):
         ax.set_xlim(0.5, T + 0.5)
         ax.grid(True, which="major", alpha=0.3)
