@@ -393,7 +393,7 @@ def train_summary(result, cfg) -> dict:
 
     learned = result.test.better_than_chance and result.status == "completed" and result.best_step > 0
     mechanism = verdict.how_learned([r.as_dict() for r in result.history], learned, dtype=cfg.dtype,
-                                    optimizer=cfg.optimizer, freeze=cfg.freeze, best_step=result.best_step)
+                                    optimizer=cfg.optimizer, freeze=cfg.freeze, best_step=result.best_step, T=cfg.T)
     names = ", ".join(result.params)
     return nan_to_none({
         "status": result.status,

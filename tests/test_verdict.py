@@ -48,6 +48,15 @@ def test_latch_when_one_update_threw_R_into_saturation():
     assert verdict.learning_mechanism(h, EPS64, learned=True).label == "gradient"
 
 
+def test_at_T_1_a_blow_up_is_not_a_latch_there_is_no_time_to_carry():
+    h = _history((0, NAN, 0.5, 0.06, 1.0), (5, 40.0, 1.0, 0.06, 1.0, verdict.JUMP_MAX * 10))
+    assert verdict.how_learned(h, True, T=2).label == "latch"
+    m = verdict.how_learned(h, True, T=1, best_step=5)
+    assert (m.label, m.step) == ("gradient", 5) and "T = 1" in m.reason, m
+    assert verdict.how_learned(h, True, T=1, freeze="W+R").label == "readout"  # only V learned, still
+    assert verdict.how_learned(h, False, T=1).label == "none"
+
+
 def test_latch_when_R_blew_up_gradually():
     h = _history((0, NAN, 0.5, 0.06, 0.06), (500, 0.5, 1.0, 0.06 * (verdict.GROWTH_MAX + 1), 0.3))
     m = verdict.learning_mechanism(h, EPS64, learned=True)

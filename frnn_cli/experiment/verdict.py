@@ -260,13 +260,16 @@ def learning_mechanism(history: Sequence[dict], eps: float, learned: bool) -> Me
 
 
 def how_learned(history: Sequence[dict], learned: bool, *, dtype: str = "float64", optimizer: str = "sgd",
-                freeze: str = "none", best_step: int | None = None) -> Mechanism:
+                freeze: str = "none", best_step: int | None = None, T: int | None = None) -> Mechanism:
     """How a run learned, for every kind of run: the label of its ``summary.json``.
 
     * random guessing (``optimizer="guess"``): "guess" -- there is no learning event, only the
       trial that solved the screening set (``best_step``);
     * R frozen (``freeze`` names R): "readout" -- only the read-out (and W) can have learned,
       nothing was carried back through time (an echo-state network; Jaeger 2001);
+    * T = 1: "gradient" -- there is no step to carry the error through (the class and the
+      target meet at the same step; the gradient reaches W and V directly), so no latch can
+      stand in for credit assignment through time, whatever the step size did;
     * otherwise :func:`learning_mechanism` with the precision of ``dtype``.
 
     Parameters
@@ -277,6 +280,7 @@ def how_learned(history: Sequence[dict], learned: bool, *, dtype: str = "float64
     dtype : "float64" or "float32", the run's dtype
     optimizer, freeze : the run's config values
     best_step : int or None, the tested checkpoint's step (for guessing: its trial count)
+    T : int or None, the sequence length (None: not known, judged by the history alone)
 
     Returns
     -------
@@ -293,6 +297,9 @@ def how_learned(history: Sequence[dict], learned: bool, *, dtype: str = "float64
         return Mechanism("readout", step=best_step,
                          reason=f"R frozen at its initial values ({freeze} frozen): only the read-out learned, nothing "
                                 "was carried back through time (a reservoir, Jaeger 2001)")
+    if T == 1:
+        return Mechanism("gradient", step=best_step,
+                         reason="T = 1: nothing to carry back through time, the gradient reaches W and V directly")
     return learning_mechanism(history, float(np.finfo(dtype).eps), learned)
 
 
