@@ -162,6 +162,13 @@ def test_dry_run_prints_the_plan_and_writes_nothing(cli, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_an_axis_without_values_takes_its_default_grid():
+    """--axis lr alone sweeps the default learning rates, not the one base value."""
+    assert plan.resolve_spec(None, ["T=5"], "lr", 1).grid == {"lr": [0.1, 0.3, 1, 3, 9, 27, 81, 243]}
+    assert plan.resolve_spec(None, ["lr=1"], "hidden", 1).grid == {"hidden": [32]}  # no default grid: its value
+    assert plan.resolve_spec(None, [], None, 1).grid["T"] == list(range(1, 21))
+
+
 def test_spec_round_trips_through_sweep_yaml(tmp_path):
     spec = plan.resolve_spec(None, ["T=1..4", "lr=1e-5,1e-4", "optimizer=adam"], None, 2)
     assert spec.base.optimizer == "adam" and spec.grid == {"T": [1, 2, 3, 4], "lr": [1e-5, 1e-4]}

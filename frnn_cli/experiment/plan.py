@@ -115,7 +115,8 @@ def _make_spec(base: Config, g: dict[str, list[Any]], axis: str, seeds: int, def
         config.coerce(Config, axis, None)  # raises the unknown-key error with a suggestion
     g = dict(g)
     if defaults:
-        g.setdefault(axis, list(DEFAULT_T) if axis == "T" else [getattr(base, axis)])
+        axis_default = {"T": DEFAULT_T, "lr": DEFAULT_LR}.get(axis, [getattr(base, axis)])
+        g.setdefault(axis, list(axis_default))
         g.setdefault("lr", list(DEFAULT_LR))
     singles = {k: v[0] for k, v in g.items() if len(v) == 1 and k != axis}
     base = replace(base, **singles)
@@ -131,8 +132,8 @@ def resolve_spec(
     """The sweep spec from a YAML file (keys + ``sweep:`` + ``seeds:``/``axis:``) and ``key=VALUES`` words.
 
     Command-line words win over the file's base keys and grid, key by key; ``--axis`` and
-    ``--seeds`` win over the file. Without a learning-rate grid, :data:`DEFAULT_LR` is used;
-    without the axis, ``T=1..20``; keys in :data:`SWEEP_DEFAULTS` not set anywhere take
+    ``--seeds`` win over the file. Without a learning-rate grid, :data:`DEFAULT_LR` is used
+    (also as the axis with ``--axis lr``); without the axis, ``T=1..20``; keys in :data:`SWEEP_DEFAULTS` not set anywhere take
     those values instead of the :class:`Config` defaults.
 
     Raises
