@@ -109,11 +109,14 @@ def test_a_bad_mplbackend_does_not_break_the_library_either(tmp_path):
     assert (tmp_path / "plots" / "gradient_norms.png").is_file()
 
 
-def test_empty_runs_dir_is_an_error_not_the_current_folder(cli, tmp_path, monkeypatch):
+@pytest.mark.parametrize("command", ["train", "sweep", "compare", "vanishing"])
+@pytest.mark.parametrize("name", ["", "  "])
+def test_empty_runs_dir_is_an_error_not_the_current_folder(cli, tmp_path, monkeypatch, command, name):
     monkeypatch.chdir(tmp_path)
-    r = cli("train", "T=1", "steps=5", "--runs-dir", "")
+    r = cli(command, "T=1", "steps=5", "--runs-dir", name)
     expect_exit(r, 2)
-    assert "--runs-dir: expected a folder name, got an empty string" in r.stderr, _msg(r)
+    assert "'--runs-dir': expected a folder name, got an empty string" in r.stderr, _msg(r)
+    assert r.stdout == "", _msg(r)  # refused before a plan is printed
     assert not any(tmp_path.iterdir())
 
 

@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from frnn_cli.cli.common import EXECUTOR_HELP, SCHEDULER_HELP, console, err_console, new_run_dir
+from frnn_cli.cli.common import EXECUTOR_HELP, SCHEDULER_HELP, console, err_console, folder_name, new_run_dir
 from frnn_cli.cli.show import fmt
 from frnn_cli.errors import BadInput, ExperimentFailed
 from frnn_cli.experiment import compare, execute
@@ -77,7 +77,7 @@ def compare_cmd(
     scheduler: Annotated[str | None, typer.Option(metavar="ADDRESS", help=SCHEDULER_HELP)] = None,
     no_skip: Annotated[bool, typer.Option("--no-skip", help="Run every T, also after a recipe failed at two T in a row.")] = False,
     resume: Annotated[Path | None, typer.Option(metavar="DIR", help="Finish an interrupted comparison in this folder.")] = None,
-    runs_dir: Annotated[str, typer.Option("--runs-dir", metavar="DIR", help="Parent folder of the compare folder.")] = "runs",
+    runs_dir: Annotated[str, typer.Option("--runs-dir", metavar="DIR", callback=folder_name, help="Parent folder of the compare folder.")] = "runs",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop.")] = False,
 ) -> None:
     """Run every recipe's sweep with one protocol and compare the longest T each learns better than chance.

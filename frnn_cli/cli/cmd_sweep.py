@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from frnn_cli.experiment import execute, plan, sweep
-from frnn_cli.cli.common import EXECUTOR_HELP, SCHEDULER_HELP, console, err_console, new_run_dir
+from frnn_cli.cli.common import EXECUTOR_HELP, SCHEDULER_HELP, console, err_console, folder_name, new_run_dir
 from frnn_cli.cli.show import answer_lines, sweep_table
 from frnn_cli.errors import BadInput, ExperimentFailed
 
@@ -36,7 +36,7 @@ def sweep_cmd(
     resume: Annotated[
         Path | None, typer.Option(help="Finish an interrupted sweep in this folder: run only the missing jobs.")
     ] = None,
-    runs_dir: Annotated[str, typer.Option("--runs-dir", metavar="DIR", help="Parent folder of the sweep folder.")] = "runs",
+    runs_dir: Annotated[str, typer.Option("--runs-dir", metavar="DIR", callback=folder_name, help="Parent folder of the sweep folder.")] = "runs",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop.")] = False,
 ) -> None:
     """Train at every sequence length T, tune the learning rate and steps, find the longest T learned better than chance.

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from frnn_cli import config
-from frnn_cli.cli.common import console, err_console, new_run_dir
+from frnn_cli.cli.common import console, err_console, folder_name, new_run_dir
 from frnn_cli.errors import ExperimentFailed
 from frnn_cli.resources import check_fits, train_bytes
 from frnn_cli.experiment.verdict import trained_past_init
@@ -104,7 +104,7 @@ def train(
     config_file: Annotated[
         Path | None, typer.Option("--config", help="YAML file with any subset of the keys (the rest: defaults).")
     ] = None,
-    runs_dir: Annotated[str, typer.Option("--runs-dir", metavar="DIR", help="Parent folder of the new run folder.")] = "runs",
+    runs_dir: Annotated[str, typer.Option("--runs-dir", metavar="DIR", callback=folder_name, help="Parent folder of the new run folder.")] = "runs",
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Draw plots/learning_curves.png and gradient_norms.png.")] = True,
 ) -> None:
     """Train the network once with BPTT and test the best checkpoint against chance.

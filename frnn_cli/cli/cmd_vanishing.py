@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from frnn_cli import config
-from frnn_cli.cli.common import console, err_console, new_run_dir, parse_seed
+from frnn_cli.cli.common import console, err_console, folder_name, new_run_dir, parse_seed
 from frnn_cli.data import sample_batch
 from frnn_cli.errors import BadInput, ExperimentFailed
 from frnn_cli.resources import check_fits, vanishing_bytes
@@ -216,7 +216,7 @@ def vanishing(
         typer.Option("--run", help="A train run folder: use its model.npz (W, R, V) and config.yaml instead of a fresh initialisation."),
     ] = None,
     config_file: Annotated[Path | None, typer.Option("--config", help="YAML config file (the keys of frnn train, plus n).")] = None,
-    runs_dir: Annotated[str, typer.Option("--runs-dir", metavar="DIR", help="Parent folder of the new run folder.")] = "runs",
+    runs_dir: Annotated[str, typer.Option("--runs-dir", metavar="DIR", callback=folder_name, help="Parent folder of the new run folder.")] = "runs",
     seed: Annotated[
         str | None, typer.Option(help="Seed of the fresh weights and of the n sequences, decimal or hex (same as seed=S).")
     ] = None,

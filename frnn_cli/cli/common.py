@@ -64,6 +64,19 @@ def positive(value: float) -> float:
     return value
 
 
+def folder_name(value: str | None) -> str | None:
+    """Typer callback of ``--runs-dir``: refuse an empty name at once, before any plan is printed.
+
+    Raises
+    ------
+    typer.BadParameter
+        If the value is empty or blank (``Path("")`` would be the current folder).
+    """
+    if value is not None and not str(value).strip():
+        raise typer.BadParameter("expected a folder name, got an empty string")
+    return value
+
+
 def new_run_dir(runs_dir: str | Path, kind: str) -> Path:
     """A new run folder under ``--runs-dir``, or :class:`BadInput` naming the flag.
 
