@@ -16,7 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from frnn_cli.cli import app
-from frnn_cli.export_mlflow import export_folder, flatten_params
+from frnn_cli.export.folders import flatten_params
+from frnn_cli.export.mlflow_store import export_folder
 
 TINY = ["steps=50", "eval_every=10", "n_val=64", "n_test=64", "--workers", "1", "--seeds", "2"]
 
@@ -275,7 +276,7 @@ def test_without_mlflow_the_export_says_how_to_install_it(tmp_path):
 
 
 def test_training_and_help_never_import_mlflow():
-    code = ("import sys; import frnn_cli.cli.root, frnn_cli.experiment.sweep, frnn_cli.experiment.compare, frnn_cli.train, frnn_cli.runs, frnn_cli.export_mlflow; "
+    code = ("import sys; import frnn_cli.cli.root, frnn_cli.experiment.sweep, frnn_cli.experiment.compare, frnn_cli.train, frnn_cli.runs, frnn_cli.export.mlflow_store; "
             "from typer.testing import CliRunner; r = CliRunner().invoke(frnn_cli.cli.root.app, ['--help']); "
             "assert r.exit_code == 0, r.output; print(sorted(m for m in sys.modules if m.split('.')[0] == 'mlflow'))")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

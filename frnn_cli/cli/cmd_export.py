@@ -29,7 +29,7 @@ def export_cmd(
 
     Example: frnn export runs/<sweep folder> --mlflow sqlite:///mlflow.db, then: mlflow ui --backend-store-uri sqlite:///mlflow.db
     """
-    from frnn_cli.export_mlflow import export_folder  # MLflow is imported only when the command runs
+    from frnn_cli.export.mlflow_store import export_folder  # MLflow is imported only when the command runs
 
     interactive = err_console.is_terminal
     progress = Progress(TextColumn("[bold]export"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),

@@ -1,0 +1,407 @@
+"""Write frnn run folders into an MLflow tracking store, after the fact.
+
+frnn's run folders are the record of an experiment; this module copies what is in them into
+MLflow (https://mlflow.org) so that runs can be filtered, compared and plotted in its web UI.
+It only reads the folders: training never imports MLflow nor waits for it, and MLflow is an
+optional extra (``pip install 'frnn[mlflow]'``), imported inside :func:`export_folder`.
+How a folder maps to MLflow runs, params, metrics, tags and artifacts is described in
+:mod:`frnn_cli.export.folders`, which reads the folders.
+
+Idempotence
+-----------
+Each MLflow run carries the frnn run id in the tag ``frnn.run_id`` (the folder name; for a job
+``<sweep id>/<job id>``, for a compare's recipe ``<compare id>/<recipe>``) and a fingerprint of
+the folder's files in ``frnn.fingerprint``. An export looks the ids up first: a run whose
+fingerprint is unchanged is skipped, a changed one (a sweep resumed since the last export) is
+updated in place, a missing one (a new job) is created. The fingerprint is written last, so an
+export that was interrupted half-way is completed by the next one.
+
+MLflow never forgets a metric value once logged, and refuses to change a param. An update
+therefore adds only the metric points that are not in the run yet; a value that changed at a
+step already logged (a failed sweep whose failed jobs a ``--resume`` re-ran) is logged again at
+that step with a later timestamp. Params are never changed (frnn itself refuses to resume a
+sweep with a different spec).
+
+Quiet and offline
+-----------------
+Before importing MLflow, :func:`export_folder` sets (unless the environment already sets them)
+:data:`QUIET_ENV`: no usage telemetry (``MLFLOW_DISABLE_TELEMETRY``, ``DO_NOT_TRACK``), no INFO
+log lines, no progress bars, and two HTTP retries instead of seven (an unreachable server
+fails in seconds, not four minutes).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from frnn_cli.errors import BadInput
+from frnn_cli.export.folders import PARENT_TAG, TAG_FINGERPRINT, TAG_ROOT_ID, TAG_RUN_ID, RunNode, read_run_folder
+
+#: Environment variables set (with ``os.environ.setdefault``) before MLflow is imported.
+QUIET_ENV = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",  # MLflow's own switch for usage telemetry
+    "DO_NOT_TRACK": "true",  # the cross-tool convention, which MLflow also honours
+    "MLFLOW_LOGGING_LEVEL": "WARNING",  # no "Creating initial MLflow database tables..." lines
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+}
+INSTALL_HINT = "pip install 'frnn[mlflow]'"
+
+#: frnn status -> MLflow run status.
+MLFLOW_STATUS = {"completed": "FINISHED", "diverged": "FINISHED", "failed": "FAILED",
+                 "interrupted": "KILLED", "running": "RUNNING"}
+
+
+@dataclass
+class ExportReport:
+    """The outcome of :func:`export_folder`.
+
+    Attributes
+    ----------
+    uri, experiment_name, experiment_id : str
+    root_run_id : str
+        MLflow run id of the exported folder's own run (the parent for a sweep or compare).
+    created, updated, unchanged : list of str
+        frnn run ids by what the export did with them.
+    skipped : list of (frnn run id, reason)
+    notes : list of str
+        Other things worth telling (a param MLflow would not let change, ...).
+    seconds : float
+        Wall time of the export (s).
+    """
+
+    uri: str
+    experiment_name: str
+    experiment_id: str
+    root_run_id: str = ""
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+# ---------------------------------------------------------------------------------------
+# Talking to MLflow
+
+
+def import_mlflow() -> Any:
+    """Set :data:`QUIET_ENV` (where unset), import MLflow and return ``MlflowClient``.
+
+    Raises
+    ------
+    BadInput
+        If MLflow is not installed (or cannot be imported): the message says
+        ``pip install 'frnn[mlflow]'``.
+    """
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    try:
+        import mlflow  # noqa: F401 -- on its own first, so that "not installed" is told apart
+        from mlflow.tracking import MlflowClient
+    except ImportError as exc:
+        if exc.name == "mlflow":
+            raise BadInput(f"--mlflow needs MLflow, which is not installed: {INSTALL_HINT}") from None
+        raise BadInput(f"--mlflow: MLflow is installed but cannot be imported ({exc}); reinstall it: {INSTALL_HINT}") from None
+    return MlflowClient
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (relative to the current folder, or absolute
+    with four slashes), or None for any other URI.
+
+    Raises
+    ------
+    BadInput
+        For an in-memory SQLite URI (``sqlite://`` or ``:memory:``), which keeps nothing.
+    """
+    if not uri.startswith("sqlite:"):
+        return None
+    path = uri.removeprefix("sqlite:").split("?", 1)[0]
+    if not path.startswith("///") or path[3:] in ("", ":memory:"):
+        raise BadInput(f"--mlflow {uri!r}: an in-memory SQLite store keeps nothing; "
+                       "expected sqlite:///FILE (relative) or sqlite:////ABS/PATH")
+    return Path(path[3:])
+
+
+def check_sqlite(uri: str, path: Path) -> None:
+    """Make sure the SQLite file can be opened for writing before MLflow touches it.
+
+    MLflow retries a failing SQLite connection ten times with growing pauses (about 100 s)
+    before it gives up; this check fails in milliseconds instead. It creates the missing
+    parent folders, as MLflow would, and an empty database file if there is none.
+
+    Raises
+    ------
+    BadInput
+        If the path is a folder, a parent cannot be created, or the file is not an SQLite
+        database or is not writable.
+    """
+    if path.is_dir():
+        raise BadInput(f"--mlflow {uri!r}: {str(path)!r} is a folder; expected an SQLite database file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(path, timeout=10)
+        try:
+            con.execute("PRAGMA schema_version").fetchone()  # fails on a file that is no database
+            con.execute("BEGIN IMMEDIATE")  # takes the write lock: fails on a read-only file
+            con.rollback()
+        finally:
+            con.close()
+    except (OSError, sqlite3.Error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise BadInput(f"--mlflow {uri!r}: cannot write the SQLite database {str(path)!r}: {reason}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line, without MLflow's documentation links."""
+    text = " ".join(str(exc).split())
+    text = re.split(r"\s*(?:See|Background on this error at:?) \(?https?://", text)[0]
+    return text[:400] or type(exc).__name__
+
+
+class _Exporter:
+    """Writes a tree of :class:`RunNode` into one MLflow experiment (see the module docstring)."""
+
+    def __init__(self, client: Any, experiment_id: str, report: ExportReport) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        self.client, self.experiment_id, self.report = client, experiment_id, report
+        self.Metric, self.Param, self.RunTag = Metric, Param, RunTag
+
+    def existing(self, root_id: str) -> dict[str, Any]:
+        """Active MLflow runs of this experiment that hold runs of the folder ``root_id``, by frnn run id."""
+        found: dict[str, Any] = {}
+        token = None
+        if "'" in root_id:
+            raise BadInput(f"RUN_DIR: the folder name {root_id!r} contains a quote, which an MLflow search cannot match")
+        query = f"tags.`{TAG_ROOT_ID}` = '{root_id}'"
+        while True:
+            page = self.client.search_runs([self.experiment_id], query, max_results=10_000, page_token=token)
+            for run in page:
+                found.setdefault(run.data.tags.get(TAG_RUN_ID, ""), run)
+            token = page.token
+            if not token:
+                return found
+
+    def _log_batch(self, run_id: str, metrics: list = (), params: list = (), tags: list = ()) -> None:
+        # As few calls as MLflow's limits allow: at most 1000 entities per call, of which at
+        # most 100 params and tags.
+        keyed = [("params", p) for p in params] + [("tags", t) for t in tags]
+        metrics = list(metrics)
+        while keyed or metrics:
+            batch: dict[str, list] = {"params": [], "tags": [], "metrics": []}
+            for kind, item in keyed[:100]:
+                batch[kind].append(item)
+            keyed = keyed[100:]
+            room = 1000 - len(batch["params"]) - len(batch["tags"])
+            batch["metrics"], metrics = metrics[:room], metrics[room:]
+            self.client.log_batch(run_id, **batch)
+
+    def _tags(self, node: RunNode, parent_id: str | None) -> dict[str, str]:
+        tags = {k: v[:8000] for k, v in node.tags.items()}
+        tags["mlflow.runName"] = node.name
+        if parent_id:
+            tags[PARENT_TAG] = parent_id
+        return tags
+
+    def _metrics(self, points: list[tuple[str, float, int]], timestamp: int) -> list:
+        return [self.Metric(k, v, timestamp, step) for k, v, step in points]
+
+    def _finish(self, run_id: str, node: RunNode) -> None:
+        if node.artifacts:
+            # One call for all files: each call looks the run up in the store again.
+            with tempfile.TemporaryDirectory(prefix="frnn-export-") as tmp:
+                for path, folder in node.artifacts:
+                    target = Path(tmp, folder or "", path.name)
+                    target.parent.mkdir(exist_ok=True)
+                    shutil.copyfile(path, target)
+                self.client.log_artifacts(run_id, tmp)
+        status = MLFLOW_STATUS.get(node.status, "FINISHED")
+        if status == "RUNNING":
+            self.client.update_run(run_id, status="RUNNING")
+        else:
+            self.client.set_terminated(run_id, status, end_time=node.end_ms)
+        # Last: only a run whose every part was written counts as exported.
+        self.client.set_tag(run_id, TAG_FINGERPRINT, node.fingerprint)
+
+    def create(self, node: RunNode, parent_id: str | None) -> str:
+        """Create the MLflow run of ``node``; return its MLflow run id."""
+        run = self.client.create_run(self.experiment_id, start_time=node.start_ms, tags=self._tags(node, parent_id),
+                                     run_name=node.name)
+        run_id = run.info.run_id
+        # One timestamp for every point: metrics.csv does not record when each row was written.
+        stamp = node.end_ms or node.start_ms or int(time.time() * 1000)
+        self._log_batch(run_id, self._metrics(node.metrics, stamp),
+                        [self.Param(k, v) for k, v in node.params.items()])
+        self._finish(run_id, node)
+        self.report.created.append(node.run_id)
+        return run_id
+
+    def update(self, node: RunNode, run: Any, parent_id: str | None) -> str:
+        """Bring an existing MLflow run up to date with a changed folder; return its run id."""
+        run_id = run.info.run_id
+        old = run.data.params
+        changed = sorted(k for k, v in node.params.items() if k in old and old[k] != v)
+        if changed:
+            self.report.notes.append(f"{node.run_id}: MLflow keeps the params logged before; "
+                                     f"not changed: {', '.join(changed)}")
+        params = [self.Param(k, v) for k, v in node.params.items() if k not in old]
+        have: dict[str, set[tuple[int, float]]] = {}
+        for key in sorted({k for k, _, _ in node.metrics} & set(run.data.metrics)):
+            have[key] = {(m.step, m.value) for m in self.client.get_metric_history(run_id, key)}
+        new = [(k, v, s) for k, v, s in node.metrics if (s, v) not in have.get(k, ())]
+        tags = self._tags(node, parent_id)
+        self._log_batch(run_id, self._metrics(new, int(time.time() * 1000)), params,
+                        [self.RunTag(k, v) for k, v in tags.items()])
+        for key in run.data.tags:  # e.g. frnn.error of a failed job that a resume re-ran
+            if key.startswith("frnn.") and key not in tags and key != TAG_FINGERPRINT:
+                self.client.delete_tag(run_id, key)
+        self._finish(run_id, node)
+        self.report.updated.append(node.run_id)
+        return run_id
+
+    def sync(self, node: RunNode, existing: dict[str, Any], parent_id: str | None,
+             callback: Callable[[int, int, str, str], None] | None, total: int) -> str:
+        """Create, update or skip ``node`` and then its children; return its MLflow run id."""
+        run = existing.get(node.run_id)
+        if run is None:
+            run_id, action = self.create(node, parent_id), "created"
+        elif (run.data.tags.get(TAG_FINGERPRINT) == node.fingerprint
+              and run.data.tags.get(PARENT_TAG) == (parent_id or None)):
+            run_id, action = run.info.run_id, "unchanged"
+            self.report.unchanged.append(node.run_id)
+        else:
+            run_id, action = self.update(node, run, parent_id), "updated"
+        if callback is not None:
+            r = self.report
+            callback(len(r.created) + len(r.updated) + len(r.unchanged), total, node.run_id, action)
+        for child in node.children:
+            self.sync(child, existing, run_id, callback, total)
+        return run_id
+
+
+def _client(MlflowClient: Any, uri: str) -> Any:
+    """``MlflowClient(uri)``, with a plain message for a URI scheme MLflow does not know.
+
+    Raises
+    ------
+    BadInput
+        If MLflow has no store for the URI's scheme.
+    """
+    from mlflow.tracking.registry import UnsupportedModelRegistryStoreURIException
+
+    try:
+        return MlflowClient(tracking_uri=uri)
+    except UnsupportedModelRegistryStoreURIException:
+        # MLflow words this as "model registry functionality is unavailable", which is true
+        # but not the point: the tracking store cannot be reached through this URI either.
+        raise BadInput(f"--mlflow {uri!r}: MLflow has no store for this kind of URI; expected sqlite:///FILE "
+                       "(e.g. sqlite:///mlflow.db), http(s)://HOST:PORT of an MLflow server, or a database URI "
+                       "(postgresql://, mysql://, mssql://)") from None
+
+
+def _experiment(client: Any, name: str, uri: str, db: Path | None) -> str:
+    """The id of experiment ``name``, created if missing (for SQLite with its artifacts next to the database).
+
+    Raises
+    ------
+    BadInput
+        If the experiment exists but was deleted.
+    """
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        if exp.lifecycle_stage != "active":
+            raise BadInput(f"--experiment {name!r}: the experiment was deleted in {uri}; restore it "
+                           f"(mlflow experiments restore --experiment-id {exp.experiment_id}) or choose another name")
+        return exp.experiment_id
+    location = None
+    if db is not None:
+        # MLflow would put artifacts in ./mlruns of whatever folder the export runs in; next to
+        # the database they stay with it, whatever the current folder of a later `mlflow ui`.
+        slug = re.sub(r"[^\w.-]", "_", name) or "experiment"
+        location = (db.resolve().parent / "mlruns" / slug).as_uri()
+    return client.create_experiment(name, artifact_location=location)
+
+
+def export_folder(
+    run_dir: str | Path,
+    uri: str,
+    experiment: str | None = None,
+    callback: Callable[[int, int, str, str], None] | None = None,
+) -> ExportReport:
+    """Export a train, sweep or compare run folder into the MLflow tracking store at ``uri``.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        The run folder.
+    uri : str
+        MLflow tracking URI, e.g. ``sqlite:///mlflow.db`` or ``http://host:5000``.
+    experiment : str, optional
+        MLflow experiment name; default ``frnn-<kind>``. Created if missing.
+    callback : callable(done, total, frnn run id, action), optional
+        Called after each run with the number of runs done so far, their total, and
+        "created", "updated" or "unchanged" (for a progress display).
+
+    Returns
+    -------
+    ExportReport
+
+    Raises
+    ------
+    BadInput
+        If MLflow is not installed, the folder is not a run folder, the URI is not one MLflow
+        can use, the store cannot be written, or the experiment was deleted.
+    """
+    start = time.perf_counter()
+    MlflowClient = import_mlflow()
+    from mlflow.exceptions import MlflowException
+
+    store_errors: tuple[type[BaseException], ...] = (MlflowException, OSError)
+    try:  # the SQL stores' own errors (a file that is no database) are not MlflowExceptions
+        from sqlalchemy.exc import SQLAlchemyError
+
+        store_errors += (SQLAlchemyError,)
+    except ImportError:  # mlflow-skinny has no SQL stores
+        pass
+
+    tree = read_run_folder(run_dir)
+    if experiment is not None and not experiment.strip():
+        raise BadInput("--experiment: expected a name, got an empty string")
+    name = experiment or f"frnn-{tree.root.kind}"
+    db = sqlite_path(uri)
+    if db is not None:
+        check_sqlite(uri, db)
+    try:
+        client = _client(MlflowClient, uri)
+        experiment_id = _experiment(client, name, uri, db)
+        report = ExportReport(uri=uri, experiment_name=name, experiment_id=experiment_id, skipped=tree.skipped)
+        exporter = _Exporter(client, experiment_id, report)
+        report.root_run_id = exporter.sync(tree.root, exporter.existing(tree.root.run_id), None, callback,
+                                          len(tree.root.walk()))
+    except store_errors as exc:
+        raise BadInput(f"--mlflow {uri!r}: {_one_line(exc)}") from None
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+__all__ = [
+    "INSTALL_HINT",
+    "QUIET_ENV",
+    "ExportReport",
+    "check_sqlite",
+    "export_folder",
+    "import_mlflow",
+    "sqlite_path",
+]
