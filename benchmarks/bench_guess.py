@@ -3,8 +3,8 @@
 A *trial* is one candidate network tested on the S screening sequences (logits z(T)
 and the number of correct classifications). Two ways to run N trials, at D = 1, K = 1:
 
-* ``stacked``   -- :func:`frnn_cli.guess.stacked_logits` on all N candidates at once
-  (one batched matmul per time step, blocks of about ``guess.STATE_BYTES`` of state);
+* ``stacked``   -- :func:`frnn_cli.stacked.stacked_logits` on all N candidates at once
+  (one batched matmul per time step, blocks of about ``stacked.STATE_BYTES`` of state);
 * ``per-trial`` -- what a loop over :class:`frnn_cli.model.FullyRecurrentNetwork` does:
   ``model.run_forward`` for one candidate on the S sequences (already time-major), then
   ``a(T) V^T``, N times.
@@ -41,7 +41,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from frnn_cli import guess  # noqa: E402
+from frnn_cli import guess, stacked  # noqa: E402
 from frnn_cli.data import sample_batch  # noqa: E402
 from frnn_cli.model import run_forward  # noqa: E402
 
@@ -76,17 +76,17 @@ def run_case(T: int, I: int, S: int, N: int, scale: float, repeats: int) -> dict
     stack = guess.draw_trials(0, N, seed, 1, I, 1, "uniform", scale)
     singles = [guess.unstack(stack, j) for j in range(N)]
 
-    z_stacked = guess.stacked_logits(stack, x)
+    z_stacked = stacked.stacked_logits(stack, x)
     z_loop = np.stack([per_trial_logits(p, xt) for p in singles])
     rel = np.abs(z_stacked - z_loop).max() / max(np.abs(z_loop).max(), 1e-300)
     if not rel <= 1e-12:
         sys.exit(f"stacked and per-trial logits differ at T={T}, I={I}: max relative difference {rel:.3g}")
 
     def stacked_eval():
-        guess.count_correct(guess.stacked_logits(stack, x), y)
+        stacked.count_correct(stacked.stacked_logits(stack, x), y)
 
     def stacked_draw():
-        guess.count_correct(guess.stacked_logits(guess.draw_trials(0, N, seed, 1, I, 1, "uniform", scale), x), y)
+        stacked.count_correct(stacked.stacked_logits(guess.draw_trials(0, N, seed, 1, I, 1, "uniform", scale), x), y)
 
     def loop_eval():
         for p in singles:
@@ -119,11 +119,11 @@ def run_chunks(T: int, I: int, S: int, N: int, chunks: list[int], repeats: int) 
     stack = guess.draw_trials(0, N, 2024, 1, I, 1, "uniform", 1.0)
     times = {c: [] for c in chunks}
     for c in chunks:
-        guess.stacked_logits(stack, x, block=c)
+        stacked.stacked_logits(stack, x, block=c)
     for _ in range(repeats):
         for c in chunks:
             t0 = time.perf_counter()
-            guess.stacked_logits(stack, x, block=c)
+            stacked.stacked_logits(stack, x, block=c)
             times[c].append(time.perf_counter() - t0)
     return {c: N / float(np.median(t)) for c, t in times.items()}
 

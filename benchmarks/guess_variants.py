@@ -35,7 +35,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from frnn_cli import guess  # noqa: E402
+from frnn_cli import guess, stacked  # noqa: E402
 from frnn_cli.data import sample_batch  # noqa: E402
 
 try:
@@ -81,13 +81,13 @@ def main() -> None:
     for S in args.S:
         x, y = sample_batch(np.random.default_rng(1), S, args.T)
         variants = {
-            "no biases (frnn)": lambda: guess.stacked_logits(stack, x),
+            "no biases (frnn)": lambda: stacked.stacked_logits(stack, x),
             "hidden biases": lambda: logits_with_biases(stack, b, 0 * c, x),
             "hidden + output biases": lambda: logits_with_biases(stack, b, c, x),
         }
         for name, fn in variants.items():
             t0 = time.perf_counter()
-            k = int(np.count_nonzero(guess.count_correct(fn(), y) == S))
+            k = int(np.count_nonzero(stacked.count_correct(fn(), y) == S))
             p = k / N
             se = math.sqrt(p * (1 - p) / N)
             print(f"| {S} | {name} | {k} | {p:.4f} (+- {se:.4f}) | {median_trials(p)} | "

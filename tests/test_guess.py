@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from frnn_cli import guess, model
+from frnn_cli import guess, model, stacked
 from frnn_cli.data import sample_batch
 from frnn_cli.errors import BadInput
 from frnn_cli.model import FullyRecurrentNetwork
@@ -51,7 +51,7 @@ def test_stacked_logits_match_the_model_per_candidate(seed, N, S, T, D, I, K, co
     rng = np.random.default_rng(seed)
     stack = guess.draw_trials(0, N, seed, D, I, K, "uniform", contraction / I)
     x = rng.normal(size=(S, T, D))
-    z = guess.stacked_logits(stack, x)
+    z = stacked.stacked_logits(stack, x)
     assert z.shape == (N, S, K)
     for j in range(N):
         ref = _model_logits(guess.unstack(stack, j), x)
@@ -63,7 +63,7 @@ def test_stacked_logits_match_the_model_per_candidate(seed, N, S, T, D, I, K, co
 def test_stacked_logits_at_t1_match_the_model_at_any_scale(scale):
     x, _ = sample_batch(np.random.default_rng(2), 32, 1)
     stack = guess.draw_trials(0, 5, 4, 1, 32, 1, "uniform", scale)
-    z = guess.stacked_logits(stack, x)
+    z = stacked.stacked_logits(stack, x)
     for j in range(5):
         ref = _model_logits(guess.unstack(stack, j), x)
         assert np.abs(z[j] - ref).max() <= 1e-12 * np.abs(ref).max(), (j, z[j], ref)
@@ -73,16 +73,16 @@ def test_stacked_logits_at_t1_match_the_model_at_any_scale(scale):
 def test_stacked_logits_on_the_task_match_the_model_and_not_depend_on_the_block(T):
     x, _ = sample_batch(np.random.default_rng(3), 64, T)
     stack = guess.draw_trials(0, 9, 11, 1, 5, 1, "uniform", 0.18)  # I r = 0.9: contracting
-    z = guess.stacked_logits(stack, x)
+    z = stacked.stacked_logits(stack, x)
     for j in range(9):
         ref = _model_logits(guess.unstack(stack, j), x)
         np.testing.assert_allclose(z[j], ref, rtol=0, atol=1e-12 * max(1.0, np.abs(ref).max()))
     # Each candidate's arithmetic is its own: any grouping gives the same bits, even for
     # the guessing setting r = 1 where the recurrence may be chaotic.
     stack = guess.draw_trials(0, 9, 11, 1, 5, 1, "uniform", 1.0)
-    z = guess.stacked_logits(stack, x)
+    z = stacked.stacked_logits(stack, x)
     for block in (1, 4):
-        assert guess.stacked_logits(stack, x, block=block).tobytes() == z.tobytes(), block
+        assert stacked.stacked_logits(stack, x, block=block).tobytes() == z.tobytes(), block
 
 
 def test_stacked_logits_t1_by_hand():
@@ -90,15 +90,15 @@ def test_stacked_logits_t1_by_hand():
     p = {"W": np.array([[[2.0], [-1.0]]]), "R": np.full((1, 2, 2), 7.0), "V": np.array([[[1.0, 3.0]]])}
     x = np.array([[[1.0]], [[-0.5]]])
     want = np.array([np.tanh(2.0) + 3 * np.tanh(-1.0), np.tanh(-1.0) + 3 * np.tanh(0.5)])
-    np.testing.assert_allclose(guess.stacked_logits(p, x)[0, :, 0], want, rtol=1e-15)
+    np.testing.assert_allclose(stacked.stacked_logits(p, x)[0, :, 0], want, rtol=1e-15)
 
 
 def test_stacked_logits_rejects_mismatched_shapes():
     stack = guess.draw_trials(0, 2, 0, 1, 3, 1, "uniform", 1.0)
     with pytest.raises(ValueError, match="x must have shape"):
-        guess.stacked_logits(stack, np.zeros((4, 5, 2)))
+        stacked.stacked_logits(stack, np.zeros((4, 5, 2)))
     with pytest.raises(ValueError, match="R must be"):
-        guess.stacked_logits({**stack, "R": np.zeros((2, 3, 4))}, np.zeros((4, 5, 1)))
+        stacked.stacked_logits({**stack, "R": np.zeros((2, 3, 4))}, np.zeros((4, 5, 1)))
 
 
 # ------------------------------------------------------------------ drawing trials

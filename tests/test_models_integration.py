@@ -9,7 +9,7 @@ import pytest
 from helpers import expect_exit
 from helpers import msg as _msg
 
-from frnn_cli import guess, networks
+from frnn_cli import guess, networks, stacked
 from frnn_cli.config import Config
 from frnn_cli.runs import run_train_job
 from frnn_cli.train import STREAMS, paper_criteria, train
@@ -57,9 +57,9 @@ def test_guessing_solves_and_its_winner_can_be_redrawn():
 def test_guessing_an_lstm_uses_its_stacked_forward_pass():
     rng = np.random.default_rng(3)
     cands = [networks.get("lstm").init_params(1, 4, 1, rng, init_scale=1.0, forget_bias=1.0) for _ in range(5)]
-    stacked = {k: np.stack([c[k] for c in cands]) for k in cands[0]}
+    stack = {k: np.stack([c[k] for c in cands]) for k in cands[0]}
     x = rng.normal(size=(7, 12, 1))
-    z = guess.stacked_lstm_logits(stacked, x, block=2)
+    z = stacked.stacked_lstm_logits(stack, x, block=2)
     for n, c in enumerate(cands):
         np.testing.assert_allclose(z[n], networks.get("lstm").final_logits(c, x), rtol=1e-10, atol=1e-12)
     r = train(Config(model="lstm", optimizer="guess", T=10, hidden=4, init_scale=1.0, steps=500, **FAST))
