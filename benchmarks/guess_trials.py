@@ -1,14 +1,13 @@
 """Trials until random weight guessing solves the latch task, over seeds (issue 13's table).
 
-For every (hidden size I, weight range r, sequence length T) and every seed s = 0..n-1:
-the seed's streams are ``np.random.SeedSequence(s).spawn(4)`` = (init, train, val, test),
-as in :func:`frnn_cli.train.streams`; the screening set is S = 256 task sequences drawn
-from the val stream, the test set ``--n-test`` fresh sequences from the test stream, and
-trial k's weights are U(-r, r) drawn from the k-th child of the init stream
-(:func:`frnn_cli.guess.trial_seed`). :func:`frnn_cli.guess.search` stops at the first trial
-that classifies all S screening sequences correctly (the LSTM paper's ST1; Hochreiter &
-Schmidhuber 1997, Experiment 3a) or after ``--max-trials``; the winner is then scored on
-the test set by :func:`frnn_cli.train.evaluate` (the model's own forward pass).
+For every (hidden size I, weight range r, sequence length T) and every seed s = 0..n-1 the
+script runs what ``frnn train optimizer=guess hidden=I init_scale=r T=T steps=MAX seed=s``
+runs (:func:`frnn_cli.train.train` with that config, no files written): the screening set
+is 256 sequences from the run's "screen" stream, trial k's weights are U(-r, r) drawn from
+the k-th child of its "init" stream (:func:`frnn_cli.guess.trial_seed`), the search stops
+at the first trial that classifies every screening sequence (the LSTM paper's ST1;
+Hochreiter & Schmidhuber 1997, Experiment 3a) or after MAX trials, and the winner is
+tested on ``--n-test`` fresh sequences. So every cell can be re-run with ``frnn train``.
 
 Note: the same seed draws the same U(0, 1) numbers at every T and r (only the scaling
 differs), so the cells of one seed are paired (common random numbers), not independent.
@@ -36,8 +35,8 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from frnn_cli import guess  # noqa: E402
-from frnn_cli.data import sample_batch  # noqa: E402
-from frnn_cli.train import evaluate  # noqa: E402
+from frnn_cli.config import Config  # noqa: E402
+from frnn_cli.train import train  # noqa: E402
 
 try:
     from bench_guess import machine  # noqa: E402
@@ -46,16 +45,12 @@ except ImportError:  # run from elsewhere
 
 
 def run_seed(seed: int, T: int, hidden: int, scale: float, S: int, n_test: int, max_trials: int) -> dict:
-    init, _train, val, test = np.random.SeedSequence(seed).spawn(4)
-    x, y = sample_batch(np.random.default_rng(val), S, T)
-    r = guess.search(x, y, seed=init, hidden=hidden, init="uniform", init_scale=scale, max_trials=max_trials)
-    out = {"solved": r.solved, "trials": r.trials, "seconds": r.seconds, "test_acc": None}
-    if r.solved:
-        # Re-draw the winner alone (what a run would store) and score it on fresh sequences.
-        p = guess.draw_trial(r.trial, init, 1, hidden, 1, "uniform", scale)
-        xt, yt = sample_batch(np.random.default_rng(test), n_test, T)
-        out["test_acc"] = evaluate(p, xt, yt)[1] / n_test
-    return out
+    cfg = Config(optimizer="guess", T=T, hidden=hidden, init_scale=scale, screen_n=S, n_test=n_test,
+                 steps=max_trials, seed=seed)
+    r = train(cfg)
+    solved = r.stop_reason == "solved"
+    return {"solved": solved, "trials": r.trials, "seconds": r.seconds,
+            "test_acc": r.test.accuracy if solved else None}
 
 
 def summarize(rows: list[dict], max_trials: int) -> dict:

@@ -469,4 +469,4 @@ def train_by_guessing(cfg: Any, callback: Callable[[Any], None] | None = None) -
                          alpha=cfg.alpha, better_than_chance=ct.better)
     return tr.TrainResult(status="completed", stop_reason="solved" if result.solved else "steps",
                           steps_done=result.trials, history=history, best=history[-1], params=result.params, test=test,
-                          divergence=None, seconds=seconds, trials=result.trials)
+                          divergence=None, seconds=seconds, trials=result.trials, trial=result.trial)

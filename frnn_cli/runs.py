@@ -384,8 +384,8 @@ def train_summary(result, cfg) -> dict:
         rest), "model" (what model.npz holds), "mechanism" (how the run learned:
         :func:`frnn_cli.experiment.verdict.learning_mechanism`; "guess" for random guessing),
         "st1_sequences" / "st2_sequences" (training sequences seen until the LSTM paper's ST1 /
-        ST2 held, or None) and "trials" (random guessing's trials, else None). NaN values
-        are None.
+        ST2 held, or None), "trials" and "trial" (random guessing: the trials drawn and the
+        index k of the tested network; else None). NaN values are None.
     """
     from dataclasses import asdict
 
@@ -393,7 +393,8 @@ def train_summary(result, cfg) -> dict:
 
     learned = result.test.better_than_chance and result.status == "completed" and result.best_step > 0
     mechanism = verdict.how_learned([r.as_dict() for r in result.history], learned, dtype=cfg.dtype,
-                                    optimizer=cfg.optimizer, freeze=cfg.freeze, best_step=result.best_step, T=cfg.T)
+                                    optimizer=cfg.optimizer, freeze=cfg.freeze, T=cfg.T,
+                                    best_step=result.best_step if result.trial is None else result.trial + 1)
     names = ", ".join(result.params)
     return nan_to_none({
         "status": result.status,
@@ -417,6 +418,7 @@ def train_summary(result, cfg) -> dict:
         "st1_sequences": result.st1_sequences,
         "st2_sequences": result.st2_sequences,
         "trials": result.trials,
+        "trial": result.trial,
     })
 
 

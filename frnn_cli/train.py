@@ -203,6 +203,10 @@ class TrainResult:
     trials : int or None
         optimizer=guess: the trials drawn (the winner's k + 1, or all of them when none
         solved); None for gradient training.
+    trial : int or None
+        optimizer=guess: index k (from 0) of the network tested and stored -- the winner, or,
+        when none solved, the first of the most accurate trials; ``frnn_cli.guess.draw_trial``
+        re-draws it from k and the run's seed. None for gradient training.
     """
 
     status: str
@@ -217,6 +221,7 @@ class TrainResult:
     st1_sequences: int | None = None
     st2_sequences: int | None = None
     trials: int | None = None
+    trial: int | None = None
 
     @property
     def best_step(self) -> int:

@@ -105,6 +105,15 @@ def test_compare_writes_every_file_and_prints_the_table(small_compare):
             assert (d / "recipes" / recipe / name).is_file(), (recipe, name)
     assert json.loads((d / "meta.json").read_text())["status"] == "completed"
     assert "Which remedy carries the bit how far" in r.stdout and "max T (gradient)" in r.stdout, _msg(r)
+    # "at max T": the median best step of the chosen seeds' jobs at the recipe's max T.
+    for recipe in ("reference", "large_init"):
+        s = json.loads((d / "recipes" / recipe / "summary.json").read_text())
+        row = next(x for x in s["rows"] if x["T"] == s["max_T"])
+        steps = sorted(json.loads((d / "recipes" / recipe / "jobs" / j / "summary.json").read_text())["best_step"]
+                       for j in row["best_job"])
+        median = (steps[0] + steps[1]) / 2  # two seeds
+        line = next(ln for ln in r.stdout.splitlines() if ln.startswith(f"│ {recipe} "))
+        assert f" {median:,.0f} steps " in line if median == int(median) else f" {median:,.1f} steps " in line, line
 
 
 def test_compare_csv_matches_each_recipes_sweep_summary(small_compare):

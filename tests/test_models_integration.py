@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -12,7 +13,8 @@ from helpers import msg as _msg
 from frnn_cli import guess, networks, stacked
 from frnn_cli.config import Config
 from frnn_cli.runs import run_train_job
-from frnn_cli.train import STREAMS, paper_criteria, train
+from frnn_cli.data import sample_batch
+from frnn_cli.train import STREAMS, evaluate, paper_criteria, train
 
 FAST = dict(n_val=128, n_test=400, eval_every=25)
 
@@ -52,6 +54,27 @@ def test_guessing_solves_and_its_winner_can_be_redrawn():
     for k in ("W", "R", "V"):
         np.testing.assert_array_equal(again[k], r.params[k])
     assert r.best.step == r.trials and all(h.train_loss != h.train_loss for h in r.history)  # no gradient, no loss
+    assert r.trial == r.trials - 1
+
+
+def test_a_guessing_run_that_gives_up_stores_and_names_the_most_accurate_trial(tmp_path):
+    # 32 hidden, weights +-10, T = 100: no trial of 100 solves the screening set (seed 0).
+    cfg = Config(optimizer="guess", T=100, init_scale=10.0, steps=100, **FAST)
+    summary = run_train_job(cfg, tmp_path, plots=False)
+    assert summary["stop_reason"] == "steps" and summary["trials"] == 100, summary["stop_reason"]
+    # Independently: draw every trial one by one, score it on the screening set with the model's
+    # own forward pass, and take the first of the most accurate.
+    ss = np.random.SeedSequence(cfg.seed).spawn(len(STREAMS))
+    x, y = sample_batch(np.random.default_rng(ss[STREAMS.index("screen")]), cfg.screen_n, cfg.T)
+    with np.errstate(all="ignore"):
+        correct = [evaluate(guess.draw_trial(k, ss[0], 1, 32, 1, "uniform", 10.0), x, y)[1] for k in range(100)]
+    k = int(np.argmax(correct))
+    assert max(correct) < cfg.screen_n and summary["trial"] == k, (summary["trial"], k, max(correct))
+    assert summary["mechanism"]["label"] == "none" or f"trial {k + 1}" in summary["mechanism"]["reason"]
+    with np.load(tmp_path / "model.npz") as f:
+        again = guess.draw_trial(k, ss[0], 1, 32, 1, "uniform", 10.0)
+        for name in ("W", "R", "V"):
+            np.testing.assert_array_equal(f[name], again[name])
 
 
 def test_guessing_an_lstm_uses_its_stacked_forward_pass():
@@ -86,6 +109,36 @@ def test_vanishing_reads_a_trained_lstm_run(cli, tmp_path):
     r = cli("vanishing", "--run", str(tmp_path / "run"), "n=4", "--runs-dir", str(tmp_path / "out"))
     expect_exit(r, 0)
     assert "trained with adam" in r.stdout and "LSTM" in r.stdout, _msg(r)
+    # Naming the run's own model is no change; another model is.
+    r = cli("vanishing", "--run", str(tmp_path / "run"), "model=lstm", "n=4", "--runs-dir", str(tmp_path / "same"))
+    expect_exit(r, 0)
+    r = cli("vanishing", "--run", str(tmp_path / "run"), "model=rnn", "n=4", "--runs-dir", str(tmp_path / "other"))
+    expect_exit(r, 2)
+    assert "model: cannot be changed with --run" in r.stderr and not (tmp_path / "other").exists(), _msg(r)
+
+
+def test_vanishing_puts_a_trained_rnn_beside_a_trained_lstm(cli, tmp_path):
+    run_train_job(Config(model="lstm", T=5, optimizer="adam", lr=0.01, init_scale=0.1, steps=50, **FAST),
+                  tmp_path / "lstm", plots=False)
+    run_train_job(Config(T=5, lr=3.0, hidden=8, steps=50, **FAST), tmp_path / "rnn", plots=False)
+    r = cli("vanishing", "--run", str(tmp_path / "lstm"), "--beside", str(tmp_path / "rnn"), "T=7", "n=4",
+            "--runs-dir", str(tmp_path / "both"))
+    expect_exit(r, 0)
+    assert "8 units, trained with sgd, lr=3" in r.stdout, _msg(r)
+    # The RNN columns are the trained RNN's own measurement on the same sequences (both runs have seed 0).
+    r = cli("vanishing", "--run", str(tmp_path / "rnn"), "T=7", "n=4", "--runs-dir", str(tmp_path / "alone"))
+    expect_exit(r, 0)
+    (both,), (alone,) = (tmp_path / "both").iterdir(), (tmp_path / "alone").iterdir()
+    beside = list(csv.DictReader((both / "vanishing.csv").open()))
+    own = list(csv.DictReader((alone / "vanishing.csv").open()))
+    assert [b["rnn_jacobian_norm_median"] for b in beside] == [o["jacobian_norm_median"] for o in own]
+    assert json.loads((both / "meta.json").read_text())["rnn_run"] == str((tmp_path / "rnn").resolve())
+    for args, fragment in ((["model=lstm", "--beside", str(tmp_path / "lstm")], "is a run of model=lstm"),
+                           (["--beside", str(tmp_path / "rnn")], "only with model=lstm"),
+                           (["model=lstm", "--beside", str(tmp_path / "nowhere")], "is not a folder")):
+        r = cli("vanishing", "T=5", "n=2", *args, "--runs-dir", str(tmp_path / "bad"))
+        expect_exit(r, 2)
+        assert fragment in r.stderr and not (tmp_path / "bad").exists(), _msg(r)
 
 
 def test_a_guessing_sweep_counts_trials(cli, tmp_path):
@@ -97,6 +150,12 @@ def test_a_guessing_sweep_counts_trials(cli, tmp_path):
     summary = json.loads((d / "summary.json").read_text())
     assert summary["unit"] == "trials" and [row["how"] for row in summary["rows"]] == ["guess", "guess"]
     assert summary["max_T"] == 2 and summary["max_T_gradient"] is None
+    # No learning rate to tune: one job per (T, seed), and the trial counts under their own name.
+    assert summary["n_jobs"] == 4 and summary["tuned"] == [], (summary["n_jobs"], summary["tuned"])
+    rows = list(csv.DictReader((d / "summary.csv").open()))
+    trials = [[json.loads((d / "jobs" / j / "summary.json").read_text())["trials"] for j in row["best_job"]]
+              for row in summary["rows"]]
+    assert [r["trials"] for r in rows] == [";".join(map(str, t)) for t in trials] and "best_step" not in rows[0]
 
 
 @pytest.mark.parametrize("words, fragment", [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -42,19 +43,30 @@ def _table(spec: compare.CompareSpec, summary: dict[str, Any], sweeps: dict[str,
         caption="✓ learned by gradient descent in its stable regime, at some tuned setting; L learned only by a weight blow-up into a latch; "
                 "G solved by random weight guessing; V learned by the read-out alone (R frozen); "
                 "✗ not learned; – skipped (failed at two T before); max T (gradient): the longest T learned any way "
-                "(by gradient)",
+                "(by gradient); at max T: median steps (trials, for guessing) of the chosen seeds at that T",
     )
     table.add_column("recipe", no_wrap=True)
     for T in spec.T:
         table.add_column(str(T), justify="center", no_wrap=True)
     table.add_column("max T (gradient)", justify="right", no_wrap=True)
+    table.add_column("at max T", justify="right", no_wrap=True)
     for r in spec.recipes:
         s = sweeps[r.name]
         cells = {row["T"]: _cell(row) for row in s["rows"]}
         rs = summary["recipes"][r.name]
         answer = f"{fmt(rs['max_T']) if rs['max_T'] is not None else 'none'} ({fmt(rs['max_T_gradient']) if rs['max_T_gradient'] is not None else 'none'})"
-        table.add_row(r.name, *[cells.get(T, "") for T in spec.T], answer)
+        table.add_row(r.name, *[cells.get(T, "") for T in spec.T], answer, _cost(s, rs["max_T"]))
     return table
+
+
+def _cost(sweep: dict[str, Any], max_T: Any) -> str:
+    """Median steps (trials, for random guessing) of the chosen seeds at the recipe's max T."""
+    row = next((row for row in sweep["rows"] if row["T"] == max_T), None)
+    counts = [v for v in (row or {}).get("best_step", []) if v is not None]
+    if not counts:
+        return ""
+    m = statistics.median(counts)
+    return f"{m:,.0f} {sweep.get('unit', 'steps')}" if m == int(m) else f"{m:,.1f} {sweep.get('unit', 'steps')}"
 
 
 def compare_cmd(

@@ -62,6 +62,15 @@ def _p_text(p: float) -> str:
     return f"{p:.3g}" if p > 0 else "< 1e-300"
 
 
+def _trial_text(summary: dict) -> str:
+    """Which drawn network a guessing run tested: "trial 34 (k = 33)", unsolved "trial 34 of 100 (k = 33)"."""
+    k = summary.get("trial")
+    if k is None:  # a summary.json written before the field existed
+        return f"trial {summary['best_step']}"
+    of = f" of {summary['trials']}" if summary["stop_reason"] != "solved" else ""
+    return f"trial {k + 1}{of} (k = {k})"
+
+
 def _summary_table(summary: dict, steps: int) -> Table:
     best, final, test = summary["best"], summary["final"], summary["test"]
     table = Table(title=f"frnn train: {summary['status']}", show_header=True)
@@ -76,7 +85,7 @@ def _summary_table(summary: dict, steps: int) -> Table:
     rows = [
         (f"{unit} run", f"{summary['steps_done']} of {steps}, {stop}"),
         ("best checkpoint (by validation)" if not guess else "the network tested",
-         f"step {summary['best_step']}" if not guess else f"trial {summary['best_step']}"),
+         f"step {summary['best_step']}" if not guess else _trial_text(summary)),
         ("  validation accuracy / loss", f"{best['val_acc']:.3f} / {best['val_loss']:.4f}"),
         ("  ||R||_2 / ||da(T)/da(1)||_2", f"{best['R_spectral_norm']:.3g} / {best['jacobian_norm']:.3g}"),
         (f"last evaluation (step {final['step']})", f"val acc {final['val_acc']:.3f} / loss {final['val_loss']:.4f}"),
@@ -161,8 +170,8 @@ def train(
     test = summary["test"]
     colour = "green" if test["better_than_chance"] else "red"
     if summary.get("trials") is not None:
-        which = f"{'the winning' if summary['stop_reason'] == 'solved' else 'the most accurate'} trial, " \
-                f"{summary['best_step']}"
+        which = f"{'the winning' if summary['stop_reason'] == 'solved' else 'the most accurate'} network, " \
+                + _trial_text(summary)
     else:
         which = "best checkpoint" if summary["status"] == "completed" else "best checkpoint before the divergence"
         which += f" at step {summary['best_step']}"

@@ -96,9 +96,6 @@ def _resolve(
         return config.load_config(config_file, overrides, schema=VanishingConfig), None
     if config_file is not None:
         raise BadInput("--run and --config both given: with --run the settings come from the run's config.yaml")
-    fixed = [k for k in NETWORK_KEYS if k in given]
-    if fixed:
-        raise BadInput(f"{fixed[0]}: cannot be changed with --run (the network comes from the run's model.npz)")
     if not run.is_dir():
         raise BadInput(f"--run: {str(run)!r} is not a folder (expected a train run folder with model.npz and config.yaml)")
     status = read_status(run)
@@ -112,6 +109,11 @@ def _resolve(
         load_run_model(run, 1)  # raises the "does not exist" message
     if not (run / "config.yaml").is_file():
         raise BadInput(f"--run: {run / 'config.yaml'} does not exist (expected a train run folder with model.npz and config.yaml)")
+    stored = config.load_config(run / "config.yaml", [], schema=VanishingConfig)
+    for key in (k for k in NETWORK_KEYS if k in given):
+        if config.coerce(VanishingConfig, key, given[key]) != getattr(stored, key):
+            raise BadInput(f"{key}: cannot be changed with --run (the network comes from the run's model.npz, "
+                           f"trained with {key}={getattr(stored, key)})")
     cfg = config.load_config(run / "config.yaml", overrides, schema=VanishingConfig)
     params = load_run_model(run, cfg.hidden, cfg.dtype, cfg.model)
     if unfinished:
@@ -121,6 +123,30 @@ def _resolve(
             markup=False, highlight=False, soft_wrap=True,
         )
     return cfg, params
+
+
+def _load_beside(beside: Path, cfg: VanishingConfig) -> tuple[dict[str, np.ndarray], int, str]:
+    """The trained RNN of ``--beside``: its weights (in ``cfg.dtype``), hidden size and a description.
+
+    Raises
+    ------
+    BadInput
+        If ``cfg.model`` is not lstm, or the folder is not a finished train run of model=rnn
+        with a readable model.npz.
+    """
+    if cfg.model != "lstm":
+        raise BadInput(f"--beside: only with model=lstm (it puts a trained RNN beside the LSTM); got model={cfg.model}")
+    what = "expected a train run folder of model=rnn with model.npz and config.yaml"
+    if not beside.is_dir():
+        raise BadInput(f"--beside: {str(beside)!r} is not a folder ({what})")
+    if not (beside / "config.yaml").is_file():
+        raise BadInput(f"--beside: {beside / 'config.yaml'} does not exist ({what})")
+    rnn_cfg = config.load_config(beside / "config.yaml", [], schema=VanishingConfig)
+    if rnn_cfg.model != "rnn":
+        raise BadInput(f"--beside: {beside} is a run of model={rnn_cfg.model} ({what})")
+    params = load_run_model(beside, rnn_cfg.hidden, cfg.dtype, "rnn")
+    text = f"trained with {rnn_cfg.optimizer}, lr={rnn_cfg.lr:g} at T={_train_T(beside)} (run {beside.name})"
+    return params, rnn_cfg.hidden, text
 
 
 def _csv_text(s: VanishingSummary) -> str:
@@ -147,9 +173,10 @@ def _lstm_csv_text(s: LSTMVanishingSummary, r: VanishingSummary) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _show_lstm(s: LSTMVanishingSummary, r: VanishingSummary, cfg: VanishingConfig, network: str) -> None:
+def _show_lstm(s: LSTMVanishingSummary, r: VanishingSummary, cfg: VanishingConfig, network: str,
+               rnn_text: str) -> None:
     table = Table(
-        title=f"Error flow: LSTM ({cfg.hidden} cells, {network}) next to the RNN ({cfg.hidden} units, same init), "
+        title=f"Error flow: LSTM ({cfg.hidden} cells, {network}) next to the RNN ({rnn_text}), "
               f"T={len(s.t)}, n={s.n}",
         caption="medians over the n sequences; state = d(a(t), c(t))/d(a(1), c(1)); carousel = max over cells "
                 "of the product of forget gates f(2..t)",
@@ -208,12 +235,18 @@ def vanishing(
         list[str] | None,
         typer.Argument(
             metavar="[T=20] [n=200] [key=value ...]",
-            help="T (sequence length), n (number of sequences), seed, dtype (float64/float32) and the network keys hidden, init, init_scale.",
+            help="T (sequence length), n (number of sequences), seed, dtype (float64/float32) and the network keys model "
+                 "(rnn/lstm), hidden, init, init_scale, forget_bias.",
         ),
     ] = None,
     run: Annotated[
         Path | None,
         typer.Option("--run", help="A train run folder: use its model.npz (W, R, V) and config.yaml instead of a fresh initialisation."),
+    ] = None,
+    beside: Annotated[
+        Path | None,
+        typer.Option("--beside", metavar="RNN_RUN", help="With model=lstm: a train run folder of model=rnn whose trained RNN is "
+                     "shown beside the LSTM. (default: a fresh RNN of the LSTM's size and initialisation)"),
     ] = None,
     config_file: Annotated[Path | None, typer.Option("--config", help="YAML config file (the keys of frnn train, plus n).")] = None,
     runs_dir: Annotated[str, typer.Option("--runs-dir", metavar="DIR", callback=folder_name, help="Parent folder of the new run folder.")] = "runs",
@@ -225,15 +258,16 @@ def vanishing(
 
     On n task sequences of length T, builds the exact Jacobian da(t)/da(1) of every sequence as the product of the per-step Jacobians diag(1 - a(k)^2) R, and reports per t the median and maximum of its spectral norm, the bound ||R||_2^(t-1), and the norm of the back-propagated error ||dL/da(t)|| for the loss at the sequence end. The network is a fresh initialisation from the config (default: 32 hidden, uniform ±0.01), or with --run a trained one; it runs in `dtype` (a trained run's own by default), while the Jacobian products are always formed in float64, which resolves them far below float32's range. Fresh weights and sequences come from seeds derived from `seed`.
 
-    With model=lstm the same sequences go through the LSTM and, for comparison, through an RNN of the same size and initialisation: per t the LSTM's ||dc(t)/dc(1)||_2, ||da(t)/da(1)||_2, its whole state Jacobian and the product of its forget gates (the constant error carousel), next to the RNN's ||da(t)/da(1)||_2, in one table and one figure (the LSTM's Jacobians cost about 0.1 s per sequence at T = 100; use a smaller n for long T).
+    With model=lstm the same sequences go through the LSTM and, for comparison, through an RNN of the same size and initialisation (or the trained RNN of --beside): per t the LSTM's ||dc(t)/dc(1)||_2, ||da(t)/da(1)||_2, its whole state Jacobian and the product of its forget gates (the constant error carousel), next to the RNN's ||da(t)/da(1)||_2, in one table and one figure (the LSTM's Jacobians cost about 0.1 s per sequence at T = 100; use a smaller n for long T).
 
-    Writes vanishing.csv (one row per t), plots/vanishing.png, config.yaml and meta.json into a new run folder. Exit 1 if any sequence violates the bound (a bug), 2 on bad input. For a trained network: frnn vanishing --run runs/<train run folder>.
+    Writes vanishing.csv (one row per t), plots/vanishing.png, config.yaml and meta.json into a new run folder. Exit 1 if any sequence violates the bound (a bug), 2 on bad input. For a trained network: frnn vanishing --run runs/<train run folder>; a trained LSTM beside a trained RNN: frnn vanishing --run runs/<lstm run> --beside runs/<rnn run>.
 
     Example: frnn vanishing T=20 n=200
     """
     from frnn_cli.plots.vanishing import plot_vanishing, plot_vanishing_lstm  # matplotlib only when run
 
     cfg, params = _resolve(run, config_file, overrides or [], seed)
+    beside_params = _load_beside(beside, cfg) if beside is not None else None
     check_fits(vanishing_bytes(cfg.T, cfg.n, cfg.hidden * (2 if cfg.model == "lstm" else 1)),
                f"frnn vanishing with T={cfg.T}, n={cfg.n}, hidden={cfg.hidden}")
     init_ss, data_ss = np.random.SeedSequence(cfg.seed).spawn(2)
@@ -245,7 +279,11 @@ def vanishing(
     x, y = sample_batch(np.random.default_rng(data_ss), cfg.n, cfg.T, cfg.dtype)
     network = _network_text(cfg, run)
     lstm_s = None
-    if cfg.model == "lstm":
+    rnn_text = f"{cfg.hidden} units, same init"
+    if beside_params is not None:
+        rnn_params, rnn_hidden, rnn_network = beside_params
+        rnn_text = f"{rnn_hidden} units, {rnn_network}"
+    elif cfg.model == "lstm":
         # The RNN beside it: same size, initialisation and seed, the same sequences.
         rnn_params = networks.get("rnn").init_params(1, cfg.hidden, 1, np.random.default_rng(init_ss), init=cfg.init,
                                                      init_scale=cfg.init_scale, dtype=cfg.dtype)
@@ -256,6 +294,8 @@ def vanishing(
     meta = {"kind": "vanishing", **base_meta(cfg.seed)}
     meta.update(network=network, model=cfg.model, source_run=str(run.resolve()) if run is not None else None,
                 T=cfg.T, n=cfg.n)
+    if cfg.model == "lstm":
+        meta.update(rnn=rnn_text, rnn_run=str(beside.resolve()) if beside is not None else None)
     atomic_write_text(folder / "config.yaml", config.dump_yaml(cfg))
     atomic_write_json(folder / "meta.json", meta)
     try:
@@ -265,7 +305,8 @@ def vanishing(
             p64 = {k: v.astype(np.float64) for k, v in params.items()}
             lstm_s = lstm_summarize(p64, x.astype(np.float64), y.astype(np.float64))
             atomic_write_text(folder / "vanishing.csv", _lstm_csv_text(lstm_s, s))
-            plot_vanishing_lstm(lstm_s, s, folder / "plots" / "vanishing.png", hidden=cfg.hidden, network=network)
+            plot_vanishing_lstm(lstm_s, s, folder / "plots" / "vanishing.png", hidden=cfg.hidden, network=network,
+                                rnn_text=rnn_text)
         else:
             atomic_write_text(folder / "vanishing.csv", _csv_text(s))
             plot_vanishing(s, folder / "plots" / "vanishing.png", hidden=cfg.hidden, network=network)
@@ -289,7 +330,7 @@ def vanishing(
     )
 
     if lstm_s is not None:
-        _show_lstm(lstm_s, s, cfg, network)
+        _show_lstm(lstm_s, s, cfg, network, rnn_text)
     else:
         _show(s, cfg, network)
     if s.violations:

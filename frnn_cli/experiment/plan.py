@@ -117,7 +117,9 @@ def _make_spec(base: Config, g: dict[str, list[Any]], axis: str, seeds: int, def
     if defaults:
         axis_default = {"T": DEFAULT_T, "lr": DEFAULT_LR}.get(axis, [getattr(base, axis)])
         g.setdefault(axis, list(axis_default))
-        g.setdefault("lr", list(DEFAULT_LR))
+        # Random guessing has no learning rate: a default lr grid would only repeat its jobs.
+        if any(o != "guess" for o in g.get("optimizer", [base.optimizer])):
+            g.setdefault("lr", list(DEFAULT_LR))
     singles = {k: v[0] for k, v in g.items() if len(v) == 1 and k != axis}
     base = replace(base, **singles)
     swept = {axis: g[axis], **{k: v for k, v in g.items() if k != axis and len(v) > 1}}
@@ -133,7 +135,7 @@ def resolve_spec(
 
     Command-line words win over the file's base keys and grid, key by key; ``--axis`` and
     ``--seeds`` win over the file. Without a learning-rate grid, :data:`DEFAULT_LR` is used
-    (also as the axis with ``--axis lr``); without the axis, ``T=1..20``; keys in :data:`SWEEP_DEFAULTS` not set anywhere take
+    (also as the axis with ``--axis lr``), unless every job guesses (``optimizer=guess``); without the axis, ``T=1..20``; keys in :data:`SWEEP_DEFAULTS` not set anywhere take
     those values instead of the :class:`Config` defaults.
 
     Raises

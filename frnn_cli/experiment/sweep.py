@@ -56,13 +56,15 @@ def summary_csv(summary: dict[str, Any]) -> str:
     """``summary.csv`` text: one row per axis value; per-seed values joined with ``;``.
 
     Columns: the axis, the chosen tuned values, ``at_edge`` (e.g. ``lr=largest;steps=last``),
-    ``best_step``, ``val_acc``, ``test_acc_mean``, ``test_acc``, ``p_value``,
-    ``better_than_chance``, ``mechanism`` (per seed: gradient/latch/init/none), ``learned``,
+    ``best_step`` (named ``trials`` for random guessing), ``val_acc``, ``test_acc_mean``,
+    ``test_acc``, ``p_value``, ``better_than_chance``, ``mechanism`` (per seed: gradient/latch/init/none), ``learned``,
     ``how`` (the mechanism of the learned seeds), ``learned_by_gradient`` (when only runs that
     learned by gradient count) and the tuned values chosen for that answer (``gradient_<key>``).
     """
     axis, tuned = summary["axis"], summary["tuned"]
-    cols = [axis, *tuned, "at_edge", "best_step", "val_acc", "test_acc_mean", "test_acc", "p_value",
+    # Random guessing has no steps: its column says what it counts.
+    step_col = "trials" if summary.get("unit") == "trials" else "best_step"
+    cols = [axis, *tuned, "at_edge", step_col, "val_acc", "test_acc_mean", "test_acc", "p_value",
             "better_than_chance", "mechanism", "learned", "how", "learned_by_gradient", *(f"gradient_{k}" for k in tuned)]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -81,7 +83,8 @@ def summary_csv(summary: dict[str, Any]) -> str:
 
     for row in summary["rows"]:
         g = row.get("gradient", {})
-        extra = {"learned_by_gradient": g.get("learned"), **{f"gradient_{k}": g.get(k) for k in tuned}}
+        extra = {"learned_by_gradient": g.get("learned"), **{f"gradient_{k}": g.get(k) for k in tuned},
+                 step_col: row.get("best_step")}
         w.writerow([cell(extra[c] if c in extra else row.get(c)) for c in cols])
     return buf.getvalue()
 

@@ -279,7 +279,7 @@ def how_learned(history: Sequence[dict], learned: bool, *, dtype: str = "float64
         Whether the run beat chance with a trained network.
     dtype : "float64" or "float32", the run's dtype
     optimizer, freeze : the run's config values
-    best_step : int or None, the tested checkpoint's step (for guessing: its trial count)
+    best_step : int or None, the tested checkpoint's step (for guessing: its trial number, k + 1)
     T : int or None, the sequence length (None: not known, judged by the history alone)
 
     Returns

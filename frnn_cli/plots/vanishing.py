@@ -82,7 +82,7 @@ def plot_vanishing(summary: VanishingSummary, path: str | Path, *, hidden: int, 
 
 
 def plot_vanishing_lstm(lstm: LSTMVanishingSummary, rnn: VanishingSummary, path: str | Path, *, hidden: int,
-                        network: str) -> Path:
+                        network: str, rnn_text: str | None = None) -> Path:
     """The LSTM's error flow next to the RNN's, on one figure (``frnn vanishing model=lstm``).
 
     Left panel, log scale: medians over sequences of the LSTM's ||dc(t)/dc(1)||_2,
@@ -101,6 +101,9 @@ def plot_vanishing_lstm(lstm: LSTMVanishingSummary, rnn: VanishingSummary, path:
         Hidden size I (cells of the LSTM, units of the RNN).
     network : str
         Where the LSTM's weights come from, for the title.
+    rnn_text : str, optional
+        The RNN's size and origin, for the title (default: "<hidden> units, same
+        initialisation").
 
     Returns
     -------
@@ -139,6 +142,6 @@ def plot_vanishing_lstm(lstm: LSTMVanishingSummary, rnn: VanishingSummary, path:
     for ax in (ax_j, ax_e):
         ax.set_xlim(0.5, T + 0.5)
         ax.grid(True, which="major", alpha=0.3)
-    fig.suptitle(f"LSTM ({hidden} cells; {network}) and RNN ({hidden} units, same initialisation), T = {T}, "
-                 f"n = {lstm.n} sequences")
+    rnn_text = rnn_text or f"{hidden} units, same initialisation"
+    fig.suptitle(f"LSTM ({hidden} cells; {network})\nand RNN ({rnn_text}); T = {T}, n = {lstm.n} sequences")
     return save_png(fig, path, dpi=110)
