@@ -338,19 +338,25 @@ class GradcheckConfig:
     model: str = field(default="rnn", metadata={"choices": ("rnn", "lstm")})
     # LSTM only: initial bias of the forget gate.
     forget_bias: float = 1.0
+    # The network's dtype. float64 by default, whatever train/sweep use: central differences
+    # need the loss to ~16 digits. With float32 the network's backward is still checked on a
+    # float64 copy of its weights (see RecurrentNetwork.grad_check), and the float32
+    # gradients' rounding is reported beside it.
+    dtype: str = field(default="float64", metadata={"choices": ("float64", "float32")})
 
 
 def check_network(
     cfg: GradcheckConfig, seed: int = 0, eps: float = 1e-7, thresh: float = 1e-7, relative: bool = False
-) -> list[ParamCheck]:
+) -> tuple[list[ParamCheck], float | None]:
     """Gradient-check BPTT on a fresh random network (the RNN or, with ``model: lstm``, the LSTM)
     and a batch of task sequences.
 
     Draws, from ``np.random.default_rng(seed)``: the weights (uniform +-init_scale), a batch
     x (B, T, 1) of task sequences, and with ``per_step`` random 0/1 targets (B, T, K);
-    otherwise the task target (B, 1) repeated over the K outputs. Then compares the
-    network's ``backward()`` with central differences for every entry of every parameter,
-    in float64.
+    otherwise the task target (B, 1) repeated over the K outputs. The network is built in
+    ``cfg.dtype``; its ``backward()`` is compared with central differences for every entry
+    of every parameter in float64 (for float32, on a float64 copy of the same weights:
+    :meth:`frnn_cli.network.RecurrentNetwork.check_results`).
 
     Parameters
     ----------
@@ -360,7 +366,11 @@ def check_network(
 
     Returns
     -------
-    list of ParamCheck, one per parameter (``passed`` set from ``thresh``; nothing is raised).
+    results : list of ParamCheck, one per parameter (``passed`` set from ``thresh``; nothing
+        is raised)
+    rounding : float or None
+        For float32: the largest absolute difference between the float32 gradients and the
+        float64 copy's; None for float64.
 
     Raises
     ------
@@ -373,12 +383,11 @@ def check_network(
     rng = np.random.default_rng(seed)
     extra = {"forget_bias": cfg.forget_bias} if cfg.model == "lstm" else {}
     net = networks.get(cfg.model).network_class(1, cfg.hidden, cfg.outputs, rng=rng, init="uniform",
-                                                init_scale=cfg.init_scale, **extra)
+                                                init_scale=cfg.init_scale, dtype=np.dtype(cfg.dtype), **extra)
     x, y_end = sample_batch(rng, cfg.batch_size, cfg.T)
     if cfg.per_step:
         y = (rng.random((cfg.batch_size, cfg.T, cfg.outputs)) < 0.5).astype(np.float64)
     else:
         y = np.repeat(y_end, cfg.outputs, axis=1)
     net.forward(x, y)
-    grads = dict(zip(net.PARAM_NAMES, net.backward()))
-    return check_gradients(lambda: net.forward(x, y), net.params, grads, eps, thresh, relative=relative)
+    return net.check_results(eps, thresh, relative)

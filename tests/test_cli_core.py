@@ -68,6 +68,17 @@ def test_gradcheck_passes_with_eps_1e7(cli):
     assert "FAIL" not in r.stdout
 
 
+def test_gradcheck_runs_in_float64_unless_asked_and_says_why(cli):
+    r = cli("gradcheck")
+    assert r.exit_code == 0 and "(rnn, float64," in r.stdout and "runs in float64" in r.stdout, _msg(r)
+    # Asked for float32 (T = 20, weights +-0.5: gradients of order 0.1), the float32 network passes,
+    # checked on a float64 copy, and its float32 rounding is shown: above thresh, below float32's 1e-4.
+    r = cli("gradcheck", "dtype=float32", "T=20", "hidden=16")
+    assert r.exit_code == 0 and "(rnn, float32," in r.stdout and "all parameters pass" in r.stdout, _msg(r)
+    rounding = float(r.stdout.split("gradients: up to ")[1].split()[0])
+    assert 1e-7 < rounding < 1e-4, rounding
+
+
 def test_gradcheck_per_step_long_T(cli):
     r = cli("gradcheck", "T=20", "per_step=true", "hidden=4")
     assert r.exit_code == 0, _msg(r)

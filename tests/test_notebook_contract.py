@@ -123,6 +123,41 @@ def test_float32_network_is_checked_on_a_float64_copy_with_a_warning():
     assert model.W.dtype == np.float32
 
 
+@pytest.mark.parametrize("hidden, steps, scale", [(16, 10, 1.0), (32, 50, 0.5)])
+def test_a_correct_float32_network_with_large_gradients_passes(hidden, steps, scale):
+    # Gradients of order 0.1-1: float32 BPTT rounds them by ~1e-6, ten times thresh. The check
+    # must not blame the backward for that (it runs the same backward on a float64 copy).
+    model = FullyRecurrentNetwork(3, hidden, 1, rng=0, init_scale=scale, dtype=np.float32)
+    rng = np.random.default_rng(0)
+    model.forward(rng.uniform(-1, 1, (8, steps, 3)), (rng.random(8) < 0.5) * 1.0)
+    dW32, dR32, dV32 = model.backward()
+    twin = FullyRecurrentNetwork(3, hidden, 1, rng=0, init_scale=scale)
+    twin.W, twin.R, twin.V = (a.astype(np.float64) for a in (model.W, model.R, model.V))
+    twin.forward(*(a.astype(np.float64) for a in model._batch))
+    rounding = max(np.max(np.abs(a - b)) for a, b in zip((dW32, dR32, dV32), twin.backward()))
+    assert rounding > 1e-7  # float32 alone would fail an absolute check at 1e-7
+    with pytest.warns(RuntimeWarning, match=f"by up to {rounding:.1e}"):
+        results = model.grad_check(1e-7, 1e-7)
+    assert all(r.passed for r in results), [(r.name, r.max_abs) for r in results]
+
+
+def test_a_wrong_float32_backward_is_still_caught(restore_backward):
+    model = FullyRecurrentNetwork(D, I, K, rng=3, init_scale=0.5, dtype=np.float32)
+    model.forward(np.random.default_rng(3).uniform(-1, 1, (T, D)), 1)
+    FullyRecurrentNetwork.backward = _wrong_in_dR(restore_backward)
+    with pytest.warns(RuntimeWarning), pytest.raises(GradientCheckError, match=r"for R\[.*Likely cause: the backward pass"):
+        model.grad_check(1e-7, 1e-7)
+    # An instance's own bound method is re-bound to the float64 copy, and caught too.
+    FullyRecurrentNetwork.backward = restore_backward
+    model.backward = _wrong_in_dR(restore_backward).__get__(model)
+    with pytest.warns(RuntimeWarning), pytest.raises(GradientCheckError, match=r"for R\["):
+        model.grad_check(1e-7, 1e-7)
+    # A closure over the float32 network cannot run on a copy: refused, with the way out.
+    model.backward = lambda: restore_backward(model)
+    with pytest.raises(ValueError, match="assign the function on the class"):
+        model.grad_check(1e-7, 1e-7)
+
+
 @pytest.mark.parametrize(
     "x_shape, y, y_expected",
     [

@@ -18,7 +18,7 @@ from frnn_cli.gradcheck import GradcheckConfig, GradientCheckError, check_networ
 def gradcheck(
     overrides: Annotated[
         list[str] | None,
-        typer.Argument(metavar="[key=value ...]", help="T, hidden, batch_size, outputs, per_step, init_scale, model (rnn/lstm), forget_bias."),
+        typer.Argument(metavar="[key=value ...]", help="T, hidden, batch_size, outputs, per_step, init_scale, model (rnn/lstm), forget_bias, dtype (float64/float32)."),
     ] = None,
     eps: Annotated[float, typer.Option(callback=positive, help="Central-difference step (> 0).")] = 1e-7,
     thresh: Annotated[
@@ -37,7 +37,7 @@ def gradcheck(
 ) -> None:
     """Check BPTT gradients of W, R, V against central differences, entry by entry.
 
-    With model=lstm the LSTM's W, R, b and V are checked the same way.
+    With model=lstm the LSTM's W, R, b and V are checked the same way. The check runs in float64 (central differences need the loss to ~16 digits); with dtype=float32 the float32 network's backward runs on a float64 copy of its weights and the float32 rounding is reported beside it.
 
     Builds a small random network (weights U(-0.5, 0.5), so tanh is non-linear) on task sequences and compares every gradient entry with (f(theta+eps) - f(theta-eps)) / (2 eps). A parameter fails when any entry is farther than --thresh from its numerical value (the assignment's criterion), or with --relative when its norm-wise relative error exceeds --thresh. A failure names the entry, both values and the likely cause (eps too small or too large, or BPTT). Exit 0 when every parameter passes, 1 when any fails.
 
@@ -50,10 +50,11 @@ def gradcheck(
     cfg = config.load_config(config_file, overrides or [], schema=GradcheckConfig)
     seed_value = parse_seed(seed)
     check_gradcheck(cfg.model, cfg.T, cfg.hidden, cfg.batch_size, cfg.outputs)
-    results = check_network(cfg, seed=seed_value, eps=eps, thresh=thresh, relative=relative)
+    results, rounding = check_network(cfg, seed=seed_value, eps=eps, thresh=thresh, relative=relative)
     mode = "a target at every step" if cfg.per_step else "the target at the end"
     table = Table(
-        title=f"Gradient check ({cfg.model}, T={cfg.T}, hidden={cfg.hidden}, B={cfg.batch_size}, {mode}, eps={eps:g})",
+        title=f"Gradient check ({cfg.model}, {cfg.dtype}, T={cfg.T}, hidden={cfg.hidden}, B={cfg.batch_size}, {mode}, "
+              f"eps={eps:g})",
     )
     for col in ("parameter", "shape", "max abs error", "relative error", "worst entry", "result"):
         table.add_column(col, justify="left" if col in ("parameter", "result", "shape") else "right")
@@ -69,6 +70,12 @@ def gradcheck(
     console.print("relative error = ||g_num - g_BPTT|| / (||g_num|| + ||g_BPTT||)", highlight=False)
     which = "relative error" if relative else "max abs error"
     console.print(f"a parameter passes when its {which} <= thresh = {thresh:g}", highlight=False)
+    if rounding is None:
+        console.print("runs in float64: central differences need the loss to ~16 digits", highlight=False)
+    else:
+        console.print(f"dtype={cfg.dtype}: backward checked on a float64 copy of the weights", highlight=False)
+        console.print(f"({cfg.dtype} cannot resolve eps={eps:g}); {cfg.dtype} rounding of the", highlight=False)
+        console.print(f"gradients: up to {rounding:.1e}", highlight=False)
     try:
         raise_on_failure(results, thresh)
     except GradientCheckError as exc:
