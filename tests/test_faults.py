@@ -177,3 +177,14 @@ def test_a_reader_closing_stdout_does_not_stop_the_sweep(tmp_path):
     sweep_dir = _one_folder(tmp_path, "sweep")
     assert json.loads((sweep_dir / "meta.json").read_text())["status"] == "completed"
     assert (sweep_dir / "summary.csv").read_text().count("\n") == 3  # header + T=1, T=2
+
+
+def test_help_read_by_head_ends_quietly():
+    # `frnn --help | head -1`: no run, so no note that "the run goes on"; exit 0, no traceback.
+    proc = subprocess.Popen([*FRNN, "sweep", "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "COLUMNS": "80"})
+    proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.wait(60)
+    assert proc.returncode == 0 and err == "", err

@@ -13,6 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from frnn_cli.cli import streams
 from frnn_cli.cli.common import EXECUTOR_HELP, SCHEDULER_HELP, console, err_console, folder_name, new_run_dir
 from frnn_cli.cli.show import fmt
 from frnn_cli.errors import BadInput, ExperimentFailed
@@ -131,6 +132,7 @@ def compare_cmd(
         return
     try:
         folder = resume if resume is not None else new_run_dir(runs_dir, "compare")
+        streams.mark_run_active()
     except BadInput:
         executor.shutdown()
         raise

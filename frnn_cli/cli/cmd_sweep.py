@@ -11,6 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from frnn_cli.experiment import execute, plan, sweep
+from frnn_cli.cli import streams
 from frnn_cli.cli.common import EXECUTOR_HELP, SCHEDULER_HELP, console, err_console, folder_name, new_run_dir
 from frnn_cli.cli.show import answer_lines, sweep_table
 from frnn_cli.errors import BadInput, ExperimentFailed
@@ -72,6 +73,7 @@ def sweep_cmd(
         return
     try:
         sweep_dir = resume if resume is not None else new_run_dir(runs_dir, "sweep")
+        streams.mark_run_active()
     except BadInput:
         executor.shutdown()
         raise

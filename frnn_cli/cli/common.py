@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from frnn_cli.cli import streams
 from frnn_cli.errors import BadInput
 from frnn_cli.runs import create_run_dir
 
@@ -89,9 +90,11 @@ def new_run_dir(runs_dir: str | Path, kind: str) -> Path:
     if not str(runs_dir).strip():  # Path("") would be "." -- the current folder, surely not meant
         raise BadInput("--runs-dir: expected a folder name, got an empty string")
     try:
-        return create_run_dir(runs_dir, kind)
+        folder = create_run_dir(runs_dir, kind)
     except OSError as exc:
         raise BadInput(f"--runs-dir: cannot create a run folder in {str(runs_dir)!r}: {exc.strerror or exc}") from None
+    streams.mark_run_active()
+    return folder
 
 
 #: Help of the --executor and --scheduler options (frnn sweep, frnn compare).

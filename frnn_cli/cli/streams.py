@@ -6,7 +6,8 @@ line of output -- after minutes of work, with an empty folder -- although nothin
 with the run. :func:`survive_closed_pipes` wraps ``sys.stdout`` and ``sys.stderr`` so that
 the first broken write sends that stream to ``os.devnull`` (by ``dup2`` on its file
 descriptor, so the interpreter's own flush at exit is quiet too), says so once on the
-other stream when it can, and lets the command finish; its files are complete as usual.
+other stream when it can (only once a run folder exists), and lets the command finish; its
+files are complete as usual.
 """
 
 from __future__ import annotations
@@ -15,6 +16,17 @@ import io
 import os
 import sys
 from typing import TextIO
+
+
+#: Set by :func:`mark_run_active` once a command has a run folder: only then does a closed
+#: stdout earn the note that the run goes on.
+run_active = False
+
+
+def mark_run_active() -> None:
+    """Record that this process now writes a run folder (see :data:`run_active`)."""
+    global run_active
+    run_active = True
 
 
 class SurvivingStream(io.TextIOBase):
@@ -42,7 +54,7 @@ class SurvivingStream(io.TextIOBase):
         except (OSError, ValueError):
             pass
         other = sys.__stderr__ if self._name == "stdout" else None
-        if other is not None:
+        if other is not None and run_active:  # nothing to reassure about after --help | head
             try:
                 other.write(f"note: {self._name} was closed by its reader; the run goes on and writes its folder as usual\n")
                 other.flush()
