@@ -428,7 +428,8 @@ def run_train_job(cfg, run_dir: str | Path, plots: bool = True, argv: list[str] 
 
     Writes ``config.yaml`` (the resolved config) and ``meta.json`` (status "running") before
     training; ``metrics.csv`` grows by one flushed row per evaluation during training
-    (:class:`MetricsLog`), so a hard kill keeps every finished evaluation; after training
+    (:class:`MetricsLog`), so a hard kill keeps every finished evaluation, and with
+    ``durable`` ``model.npz`` is rewritten at each new best checkpoint; after training
     ``metrics.csv`` again (atomically, same content), ``model.npz`` (the best checkpoint's
     weights), ``summary.json``, ``plots/learning_curves.png`` and ``plots/gradient_norms.png``
     (unless ``plots=False``), and finally ``meta.json`` with status "completed" or "diverged"
@@ -451,7 +452,8 @@ def run_train_job(cfg, run_dir: str | Path, plots: bool = True, argv: list[str] 
     callback : callable, optional
         Called with each :class:`frnn_cli.train.EvalRecord` (e.g. a progress bar).
     durable : bool, default True
-        fsync each metrics row (see :class:`MetricsLog`).
+        fsync each metrics row (see :class:`MetricsLog`) and save each new best checkpoint
+        as it comes (a sweep's jobs, re-run by ``--resume`` when killed, skip both).
 
     Returns
     -------
@@ -481,9 +483,14 @@ def run_train_job(cfg, run_dir: str | Path, plots: bool = True, argv: list[str] 
         if callback is not None:
             callback(rec)
 
+    def on_best(rec, params) -> None:
+        # The best checkpoint so far, so that a killed run still leaves a network to study
+        # (frnn vanishing --run warns that it did not finish). About 1 ms per new best.
+        atomic_save_npz(run_dir / "model.npz", **params)
+
     try:
         try:
-            result = train(cfg, callback=on_eval)
+            result = train(cfg, callback=on_eval, on_best=on_best if durable else None)
         finally:
             log.close()
         summary = train_summary(result, cfg)

@@ -382,7 +382,8 @@ def _is_better(rec: EvalRecord, best: EvalRecord | None) -> bool:
     return rec.val_acc > best.val_acc or (rec.val_acc == best.val_acc and rec.val_loss < best.val_loss)
 
 
-def train(cfg: Config, callback: Callable[[EvalRecord], None] | None = None) -> TrainResult:
+def train(cfg: Config, callback: Callable[[EvalRecord], None] | None = None,
+          on_best: Callable[[EvalRecord, dict[str, np.ndarray]], None] | None = None) -> TrainResult:
     """Train a fully recurrent network on the 2-sequence task with minibatch BPTT.
 
     Each step draws B = ``cfg.batch_size`` fresh sequences of length T, computes the
@@ -412,6 +413,11 @@ def train(cfg: Config, callback: Callable[[EvalRecord], None] | None = None) -> 
     callback : callable, optional
         Called with each EvalRecord, in step order. It may raise (e.g. KeyboardInterrupt
         to stop); the exception propagates.
+    on_best : callable, optional
+        Called as ``on_best(record, params)`` with each new best checkpoint (after
+        ``callback``), ``params`` the copy kept as the best weights (do not modify); e.g. to
+        save it, so that a killed run still leaves its best network. Not called by random
+        guessing, which has no checkpoints.
 
     Returns
     -------
@@ -482,6 +488,8 @@ def train(cfg: Config, callback: Callable[[EvalRecord], None] | None = None) -> 
             since_best += 1
         if callback is not None:
             callback(rec)
+        if on_best is not None and best is rec:
+            on_best(rec, best_params)
         return rec
 
     status, stop_reason, divergence = "completed", "steps", None

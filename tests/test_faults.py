@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from frnn_cli.config import Config
@@ -91,9 +92,19 @@ def test_sigkill_during_train_keeps_every_finished_evaluation(tmp_path):
     kept = read_metrics(metrics)
     assert len(kept) >= seen, (len(kept), seen)
     assert json.loads((run / "meta.json").read_text())["status"] == "running"  # it never saw its end
-    # The rows are exactly those an uninterrupted run computes up to the last kept step.
-    replay = train(Config(**keys, steps=kept[-1]["step"]))
+    # The rows are exactly those an uninterrupted run computes up to the last kept step...
+    bests: list[dict] = []
+    replay = train(Config(**keys, steps=kept[-1]["step"]), on_best=lambda rec, params: bests.append(params))
     assert text == metrics_csv_text(replay.history)
+    # ...and model.npz holds a best checkpoint of that run: the last one (or the one before,
+    # had the kill come between a row and its save).
+    with np.load(run / "model.npz") as f:
+        saved = {k: f[k] for k in f.files}
+    assert any(all(np.array_equal(saved[k], b[k]) for k in ("W", "R", "V")) for b in bests[-2:]), len(bests)
+    # frnn vanishing can study the killed run, and says it did not finish.
+    r = subprocess.run([*FRNN, "vanishing", "--run", str(run), "T=5", "n=4", "--runs-dir", str(tmp_path / "v")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "did not finish (meta.json status: running)" in r.stderr, r.stderr
 
 
 def test_sigkill_of_a_sweep_parent_leaves_no_worker_running(tmp_path):
