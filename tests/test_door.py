@@ -185,6 +185,30 @@ def test_meta_records_the_commit_frnn_was_built_from():
     assert commit is not None and commit.split("-")[0] == head.stdout.strip(), (commit, head.stdout)
 
 
+def test_an_installed_copy_records_the_commit_it_was_built_from(tmp_path):
+    # What README says: pip install . from a clone. The installed copy has no .git; the commit
+    # comes from what setuptools-scm wrote at build time. (Builds a wheel: about 10 s.)
+    repo = Path(__file__).resolve().parents[1]
+    if subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True).returncode != 0:
+        pytest.skip("not a git checkout")
+    src = tmp_path / "src"
+    subprocess.run(["git", "clone", "-q", str(repo), str(src)], check=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True).stdout.strip()
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path / "dist"), str(src)],
+                           capture_output=True, text=True)
+    if built.returncode != 0 and any(s in built.stderr for s in ("Could not find a version", "Failed to establish")):
+        pytest.skip("the package index is out of reach: cannot fetch the build backend")
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = (tmp_path / "dist").glob("frnn-*.whl")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)],
+                   check=True)
+    code = "import frnn_cli.runs as r; print(r.__file__); print(r.git_commit())"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(tmp_path / "site")}).stdout.split()
+    assert out[0].startswith(str(tmp_path / "site")), out  # the installed copy ran, not the checkout
+    assert out[1] != "None" and head.startswith(out[1]) and len(out[1]) >= 7, (out, head)
+
+
 def test_vanishing_on_an_unfinished_run_warns_or_says_why(cli, tmp_path):
     run = tmp_path / "killed"
     run.mkdir()
