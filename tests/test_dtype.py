@@ -6,6 +6,7 @@ Letters: B sequences, T time steps, I hidden units.
 from __future__ import annotations
 
 import numpy as np
+import yaml
 import pytest
 
 from frnn_cli import model
@@ -151,3 +152,22 @@ def test_cli_train_float32_then_vanishing_of_that_run(tmp_path, cli):
     assert "the bound holds" in r.output, r.output
     (van,) = [p for p in tmp_path.iterdir() if "vanishing" in p.name]
     assert "dtype: float32" in (van / "config.yaml").read_text()  # the trained run's own dtype
+
+
+def test_sweep_and_compare_jobs_train_in_float32_and_train_in_float64_by_default(tmp_path, cli):
+    # The measured default (benchmarks/README.md): float32 for sweep and compare, float64 for train.
+    words = ["steps=20", "n_val=16", "n_test=16", "--seeds", "1", "--workers", "1"]
+    r = cli("sweep", "T=1", "lr=1", *words, "--runs-dir", str(tmp_path / "s"))
+    assert r.exit_code == 0, r.stdout + r.stderr
+    r = cli("compare", "--recipes", "reference", "T=1", *words, "--runs-dir", str(tmp_path / "c"))
+    assert r.exit_code == 0, r.stdout + r.stderr
+    r = cli("train", "T=1", "steps=20", "n_val=16", "n_test=16", "--no-plots", "--runs-dir", str(tmp_path / "t"))
+    assert r.exit_code == 0, r.stdout + r.stderr
+    jobs = list((tmp_path / "s").glob("*/jobs/*/config.yaml")) + list((tmp_path / "c").glob("*/recipes/*/jobs/*/config.yaml"))
+    assert len(jobs) > 1 and all(yaml.safe_load(p.read_text())["dtype"] == "float32" for p in jobs), jobs
+    (run,) = (tmp_path / "t").glob("*/config.yaml")
+    assert yaml.safe_load(run.read_text())["dtype"] == "float64"
+    with np.load(run.parent / "model.npz") as f:
+        assert f["R"].dtype == np.float64
+    with np.load(jobs[0].parent / "model.npz") as f:
+        assert f["R"].dtype == np.float32
