@@ -227,12 +227,101 @@ def test_a_compare_exports_recipes_as_intermediate_parents(sweep_a, sweep_b, tmp
     assert export_folder(compare, uri).created == [] and len(_runs(client, "frnn-compare")) == 9
 
 
+def _export(folder: Path, uri: str, experiment: str) -> str:
+    """``frnn export FOLDER --mlflow URI --experiment NAME``; its counts line ("1 runs created, ...")."""
+    r = CliRunner().invoke(app, ["export", str(folder), "--mlflow", uri, "--experiment", experiment])
+    assert r.exit_code == 0 and r.exception is None, _msg(r)
+    return r.stdout.split(" s: ", 1)[1].split("\n", 1)[0]
+
+
+def _family(client, experiment: str, sweep_id: str, jobs: list[str]) -> tuple[object, dict[str, object]]:
+    """The sweep's MLflow run and its jobs' runs, after checking there is one run per frnn run id
+    and that every job's run is a child of the sweep's run, tagged with the sweep as its root."""
+    runs = _runs(client, experiment)
+    assert set(runs) == {sweep_id, *(f"{sweep_id}/{j}" for j in jobs)}, sorted(runs)
+    parent = runs.pop(sweep_id)
+    assert "mlflow.parentRunId" not in parent.data.tags
+    for frnn_id, run in runs.items():
+        assert run.data.tags.get("mlflow.parentRunId") == parent.info.run_id, frnn_id
+        assert run.data.tags["frnn.root_id"] == sweep_id, frnn_id
+        assert run.data.tags["frnn.job_id"] == frnn_id.rsplit("/", 1)[1] and run.data.tags["frnn.sweep_id"] == sweep_id
+    return parent, runs
+
+
+def test_a_job_and_its_sweep_share_one_mlflow_run_whichever_is_exported_first(sweep_a, tmp_path, mlflow_client):
+    uri = _uri(tmp_path)
+    client = mlflow_client(uri)
+    sweep_id = sweep_a.name
+    jobs = sorted(p.name for p in (sweep_a / "jobs").iterdir())
+    job = sweep_a / "jobs" / "T1_r0"
+    job_id = f"{sweep_id}/T1_r0"
+
+    # Job first: a run without a parent, which the sweep's export then adopts as its child.
+    assert _export(job, uri, "job-first") == "1 runs created, 0 updated, 0 unchanged, 0 skipped"
+    (alone,) = _runs(client, "job-first").values()
+    assert "mlflow.parentRunId" not in alone.data.tags and alone.data.tags["frnn.root_id"] == job_id
+    assert alone.data.tags["frnn.job_id"] == "T1_r0" and alone.data.tags["frnn.sweep_id"] == sweep_id
+    assert _export(sweep_a, uri, "job-first") == "4 runs created, 1 updated, 0 unchanged, 0 skipped"
+    parent, children = _family(client, "job-first", sweep_id, jobs)
+    assert children[job_id].info.run_id == alone.info.run_id
+    assert _history(client, alone.info.run_id, "test_acc") == [(0, json.loads((job / "summary.json").read_text())["test"]["accuracy"])]
+    # Neither export changes anything now: the job keeps its parent when exported alone.
+    assert _export(job, uri, "job-first") == "0 runs created, 0 updated, 1 unchanged, 0 skipped"
+    assert _export(sweep_a, uri, "job-first") == "0 runs created, 0 updated, 5 unchanged, 0 skipped"
+    assert _family(client, "job-first", sweep_id, jobs)[0].info.run_id == parent.info.run_id
+
+    # Sweep first: the job exported alone finds its run in the sweep and leaves it as it is.
+    assert _export(sweep_a, uri, "sweep-first") == "5 runs created, 0 updated, 0 unchanged, 0 skipped"
+    parent, children = _family(client, "sweep-first", sweep_id, jobs)
+    for _ in range(2):
+        assert _export(job, uri, "sweep-first") == "0 runs created, 0 updated, 1 unchanged, 0 skipped"
+        again, again_children = _family(client, "sweep-first", sweep_id, jobs)
+        assert again.info.run_id == parent.info.run_id
+        assert {k: r.info.run_id for k, r in again_children.items()} == {k: r.info.run_id for k, r in children.items()}
+
+    # Once the sweep's MLflow run is deleted, the job exported alone drops the link to it, and
+    # the sweep exported again gets a new run that takes its jobs back as children.
+    client.delete_run(parent.info.run_id)
+    assert _export(job, uri, "sweep-first") == "0 runs created, 1 updated, 0 unchanged, 0 skipped"
+    orphan = client.get_run(children[job_id].info.run_id)
+    assert "mlflow.parentRunId" not in orphan.data.tags and orphan.data.tags["frnn.root_id"] == job_id
+    assert _export(sweep_a, uri, "sweep-first") == "1 runs created, 4 updated, 0 unchanged, 0 skipped"
+    new_parent, new_children = _family(client, "sweep-first", sweep_id, jobs)
+    assert new_parent.info.run_id != parent.info.run_id
+    assert {k: r.info.run_id for k, r in new_children.items()} == {k: r.info.run_id for k, r in children.items()}
+
+    # A second run with the job's id, as an export by an older frnn left: the child run is the
+    # one kept up to date, and the export says there is a duplicate.
+    stray = client.create_run(new_parent.info.experiment_id, tags={"frnn.run_id": job_id}).info.run_id
+    report = export_folder(job, uri, "sweep-first")
+    assert report.unchanged == [job_id] and report.updated == [] and report.created == [], report
+    assert report.notes == [f"1 frnn run id(s) have more than one MLflow run in this experiment (e.g. {job_id}); only "
+                            "the one with a parent run (else the first found) is kept up to date, the others are left "
+                            "as they are"], report.notes
+    assert "frnn.fingerprint" not in client.get_run(stray).data.tags
+
+
 def test_cli_export_reports_counts_and_exits_0(sweep_b, tmp_path, mlflow_client):
     uri = _uri(tmp_path)
     r = CliRunner().invoke(app, ["export", str(sweep_b), "--mlflow", uri, "--experiment", "mine"])
     assert r.exit_code == 0 and r.exception is None, _msg(r)
     assert "to experiment mine" in r.stdout and "3 runs created, 0 updated, 0 unchanged, 0 skipped" in r.stdout, _msg(r)
     assert len(_runs(mlflow_client(uri), "mine")) == 3
+
+
+def _postgres_driver_missing() -> str:
+    """What the error must say for postgresql:// here: the module of SQLAlchemy's default PostgreSQL
+    driver (psycopg from SQLAlchemy 2.1 on, psycopg2 before), which must not be installed; skips
+    where it is installed (the export would then try to connect)."""
+    from sqlalchemy.engine.url import make_url
+
+    dialect = make_url("postgresql://").get_dialect()
+    try:
+        (getattr(dialect, "import_dbapi", None) or dialect.dbapi)()
+    except ModuleNotFoundError as exc:
+        hint = {"psycopg": "pip install 'psycopg[binary]'", "psycopg2": "pip install psycopg2-binary"}[exc.name]
+        return f"needs the Python module {exc.name!r} (its database driver), which is not installed; install it: {hint}"
+    pytest.skip("a PostgreSQL driver is installed: a postgresql:// store would be reached for, not refused")
 
 
 @pytest.mark.parametrize(
@@ -245,11 +334,14 @@ def test_cli_export_reports_counts_and_exits_0(sweep_b, tmp_path, mlflow_client)
         (lambda tmp: f"sqlite:///{tmp / 'm.db'}", "parent", "is not an frnn run folder"),
         (lambda tmp: f"sqlite:///{tmp / 'm.db'}", "missing", "does not exist"),
         (lambda tmp: f"sqlite:///{tmp / 'm.db'}", "vanishing", "is a vanishing run"),
+        (lambda tmp: "postgresql://u@127.0.0.1:1/db", "sweep", _postgres_driver_missing),
     ],
     ids=["unknown-scheme", "sqlite-under-a-file", "not-a-database", "in-memory", "not-a-run-folder", "missing-folder",
-         "vanishing-folder"],
+         "vanishing-folder", "postgres-driver-missing"],
 )
 def test_bad_store_or_folder_is_one_line_and_exit_2(sweep_b, tmp_path, mlflow_client, make_uri, folder, expected):
+    if callable(expected):
+        expected = expected()
     (tmp_path / "a_file").write_text("not a database, and not a folder either\n")
     paths = {"sweep": sweep_b, "parent": sweep_b.parent, "missing": tmp_path / "nope"}
     if folder == "vanishing":

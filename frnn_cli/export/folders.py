@@ -494,6 +494,21 @@ def read_compare(folder: Path, run_id: str, skipped: list[tuple[str, str]]) -> R
     return node
 
 
+def _chain(folder: Path) -> list[tuple[str, str | None]]:
+    """The folder and the sweep or compare folders it sits in, outermost first, each as
+    (name, the subfolder it sits in: "jobs", "recipes", or None for the outermost).
+
+    ``C/recipes/rnn/jobs/T1_r0`` -> ``[("C", None), ("rnn", "recipes"), ("T1_r0", "jobs")]``.
+    """
+    folder = folder.resolve()
+    chain: list[tuple[str, str | None]] = [(folder.name, None)]
+    while folder.parent.name in ("jobs", "recipes") and (folder.parent.parent / "meta.json").is_file():
+        chain[0] = (chain[0][0], folder.parent.name)
+        folder = folder.parent.parent
+        chain.insert(0, (folder.name, None))
+    return chain
+
+
 def frnn_run_id(folder: Path) -> str:
     """The frnn run id of a folder: its name, prefixed by its sweep's or compare's when it is a
     job (``<sweep>/jobs/<job>``) or a recipe (``<compare>/recipes/<recipe>``) of one.
@@ -501,12 +516,22 @@ def frnn_run_id(folder: Path) -> str:
     A job or recipe folder exported on its own thus gets the same id it has inside its parent
     (a job id such as ``T1_r0`` alone would repeat across sweeps).
     """
-    folder = folder.resolve()
-    parts = [folder.name]
-    while folder.parent.name in ("jobs", "recipes") and (folder.parent.parent / "meta.json").is_file():
-        folder = folder.parent.parent
-        parts.insert(0, folder.name)
-    return "/".join(parts)
+    return "/".join(name for name, _ in _chain(folder))
+
+
+def _placement_tags(root: RunNode) -> None:
+    """Give a job or recipe folder exported on its own the tags it gets inside its sweep or
+    compare (``frnn.job_id``, ``frnn.sweep_id``, ``frnn.recipe``), so that its MLflow run carries
+    the same tags whichever folder was exported last."""
+    chain = _chain(root.folder)
+    if len(chain) < 2:
+        return
+    if chain[-1][1] == "jobs":
+        root.tags.update({"frnn.job_id": chain[-1][0], "frnn.sweep_id": "/".join(n for n, _ in chain[:-1])})
+    recipe = next((name for name, where in chain if where == "recipes"), None)
+    if recipe is not None:
+        for node in root.walk():
+            node.tags["frnn.recipe"] = recipe
 
 
 def read_run_folder(folder: str | Path) -> ReadResult:
@@ -528,6 +553,7 @@ def read_run_folder(folder: str | Path) -> ReadResult:
         root = read_sweep(folder, run_id, run_id, skipped=skipped)
     else:
         root = read_compare(folder, run_id, skipped)
+    _placement_tags(root)
     return ReadResult(root, skipped)
 
 

@@ -16,6 +16,14 @@ fingerprint is unchanged is skipped, a changed one (a sweep resumed since the la
 updated in place, a missing one (a new job) is created. The fingerprint is written last, so an
 export that was interrupted half-way is completed by the next one.
 
+The lookup is by frnn run id, not by the folder that was exported: it finds the exported
+folder's run and every run whose id starts with ``<its id>/``. A job (or a compare's recipe)
+exported on its own and then within its sweep (or compare), into the same experiment, thus
+keeps one MLflow run, which the second export makes a child of the sweep's run. The other way
+round, a job exported on its own after its sweep keeps its parent link (and its
+``frnn.root_id``, the outermost folder exported with it) as long as the parent run is active,
+so exporting either folder again finds nothing to change.
+
 MLflow never forgets a metric value once logged, and refuses to change a param. An update
 therefore adds only the metric points that are not in the run yet; a value that changed at a
 step already logged (a failed sweep whose failed jobs a ``--resume`` re-ran) is logged again at
@@ -55,6 +63,24 @@ QUIET_ENV = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
 }
 INSTALL_HINT = "pip install 'frnn[mlflow]'"
+#: Python module a database URI needs but may lack -> the pip command that provides it. These
+#: are SQLAlchemy's default drivers (``postgresql://`` is psycopg 3 from SQLAlchemy 2.1 on,
+#: psycopg2 before) and the ones named with ``+driver`` (``mysql+pymysql://``).
+DRIVER_HINTS = {
+    "psycopg": "pip install 'psycopg[binary]'",
+    "psycopg2": "pip install psycopg2-binary",
+    "pg8000": "pip install pg8000",
+    "asyncpg": "pip install asyncpg",
+    "MySQLdb": "pip install mysqlclient",
+    "pymysql": "pip install pymysql",
+    "mysql": "pip install mysql-connector-python",
+    "mariadb": "pip install mariadb",
+    "pyodbc": "pip install pyodbc (and an ODBC driver for SQL Server)",
+    "pymssql": "pip install pymssql",
+    "oracledb": "pip install oracledb",
+    "sqlalchemy": INSTALL_HINT,
+    "alembic": INSTALL_HINT,
+}
 
 #: frnn status -> MLflow run status.
 MLFLOW_STATUS = {"completed": "FINISHED", "diverged": "FINISHED", "failed": "FAILED",
@@ -163,6 +189,34 @@ def check_sqlite(uri: str, path: Path) -> None:
         raise BadInput(f"--mlflow {uri!r}: cannot write the SQLite database {str(path)!r}: {reason}") from None
 
 
+def missing_module(uri: str, exc: ImportError) -> BadInput | None:
+    """The one-line error for a store whose Python module (a database driver) is not installed.
+
+    Parameters
+    ----------
+    uri : str
+        The tracking URI, for the message.
+    exc : ImportError
+        Raised while MLflow (through SQLAlchemy) opened the store.
+
+    Returns
+    -------
+    BadInput or None
+        The error naming the missing module and what to install (the pip command of
+        :data:`DRIVER_HINTS`, or a generic pointer for a module not listed there); None when
+        the exception names no module, or one of MLflow's or frnn's own (a broken install or a
+        bug, not a missing driver), which the caller then raises as it is.
+    """
+    name = exc.name or ""
+    top = name.split(".")[0]
+    if not name or top in ("mlflow", "frnn_cli"):
+        return None
+    hint = DRIVER_HINTS.get(name) or DRIVER_HINTS.get(top)
+    what = ("install it: " + hint) if hint else "install the package that provides it (the database's SQLAlchemy driver)"
+    return BadInput(f"--mlflow {uri!r}: this store needs the Python module {name!r} (its database driver), "
+                    f"which is not installed; {what}")
+
+
 def _one_line(exc: BaseException) -> str:
     """An exception's message on one line, without MLflow's documentation links."""
     text = " ".join(str(exc).split())
@@ -175,24 +229,106 @@ class _Exporter:
 
     def __init__(self, client: Any, experiment_id: str, report: ExportReport) -> None:
         from mlflow.entities import Metric, Param, RunTag
+        from mlflow.exceptions import MlflowException
 
         self.client, self.experiment_id, self.report = client, experiment_id, report
         self.Metric, self.Param, self.RunTag = Metric, Param, RunTag
+        self.MlflowException = MlflowException
 
     def existing(self, root_id: str) -> dict[str, Any]:
-        """Active MLflow runs of this experiment that hold runs of the folder ``root_id``, by frnn run id."""
-        found: dict[str, Any] = {}
-        token = None
+        """The active MLflow runs of this experiment for the frnn run ``root_id`` and every run
+        below it (frnn run id ``root_id`` or ``<root_id>/...``), by frnn run id.
+
+        Runs are found whatever folder they were exported with (a job on its own, its sweep,
+        the compare above). Should an frnn run id have more than one MLflow run (left by an
+        export of an earlier frnn version), the one with a parent link is used, else the first
+        found, and a note in the report says how many ids have extra runs.
+
+        Parameters
+        ----------
+        root_id : str
+            The frnn run id of the exported folder.
+
+        Returns
+        -------
+        dict
+            frnn run id -> MLflow ``Run``.
+
+        Raises
+        ------
+        BadInput
+            If ``root_id`` contains a single quote, which an MLflow search string cannot hold.
+        """
         if "'" in root_id:
             raise BadInput(f"RUN_DIR: the folder name {root_id!r} contains a quote, which an MLflow search cannot match")
-        query = f"tags.`{TAG_ROOT_ID}` = '{root_id}'"
+        # One prefix search finds the run and those below it. In LIKE, "_" and "%" match any
+        # character(s) and some databases read a backslash as an escape, so the pattern stops
+        # before any backslash and may match more runs than wanted; the exact test is below.
+        pattern = root_id.split("\\", 1)[0] + "%"
+        query = f"tags.`{TAG_RUN_ID}` LIKE '{pattern}'"
+        found: dict[str, Any] = {}
+        extra: set[str] = set()
+        token = None
         while True:
             page = self.client.search_runs([self.experiment_id], query, max_results=10_000, page_token=token)
             for run in page:
-                found.setdefault(run.data.tags.get(TAG_RUN_ID, ""), run)
+                frnn_id = run.data.tags.get(TAG_RUN_ID, "")
+                if frnn_id != root_id and not frnn_id.startswith(root_id + "/"):
+                    continue
+                held = found.get(frnn_id)
+                if held is None:
+                    found[frnn_id] = run
+                    continue
+                extra.add(frnn_id)
+                if PARENT_TAG in run.data.tags and PARENT_TAG not in held.data.tags:
+                    found[frnn_id] = run
             token = page.token
             if not token:
-                return found
+                break
+        if extra:
+            self.report.notes.append(f"{len(extra)} frnn run id(s) have more than one MLflow run in this experiment "
+                                     f"(e.g. {min(extra)}); only the one with a parent run (else the first found) "
+                                     "is kept up to date, the others are left as they are")
+        return found
+
+    def adopt_parent(self, root: RunNode, run: Any | None) -> str | None:
+        """The parent MLflow run id the exported folder's own run keeps, or None.
+
+        A job or recipe exported on its own after its sweep or compare already has a run that
+        is a child of the sweep's (or compare's) run. That link is kept, rather than removed
+        and put back by every other export, when the parent run is still an active run of this
+        experiment; the whole exported tree then also keeps that run's ``frnn.root_id`` tag.
+
+        Parameters
+        ----------
+        root : RunNode
+            The exported folder's node; its tree's ``frnn.root_id`` tags are changed in place
+            when the parent is kept.
+        run : mlflow Run or None
+            The existing MLflow run of ``root``, if any.
+
+        Returns
+        -------
+        str or None
+            The parent's MLflow run id, or None when there is no run, no parent link, or the
+            parent run was deleted (the link is then removed by the update).
+        """
+        parent_id = run.data.tags.get(PARENT_TAG) if run is not None else None
+        if not parent_id:
+            return None
+        try:
+            parent = self.client.get_run(parent_id)
+        except self.MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":  # the parent run was deleted for good
+                return None
+            raise
+        if parent.info.lifecycle_stage != "active" or parent.info.experiment_id != self.experiment_id:
+            return None
+        outer = run.data.tags.get(TAG_ROOT_ID)
+        if outer:
+            for node in root.walk():
+                node.tags[TAG_ROOT_ID] = outer
+        return parent_id
 
     def _log_batch(self, run_id: str, metrics: list = (), params: list = (), tags: list = ()) -> None:
         # As few calls as MLflow's limits allow: at most 1000 entities per call, of which at
@@ -267,6 +403,8 @@ class _Exporter:
         for key in run.data.tags:  # e.g. frnn.error of a failed job that a resume re-ran
             if key.startswith("frnn.") and key not in tags and key != TAG_FINGERPRINT:
                 self.client.delete_tag(run_id, key)
+        if parent_id is None and PARENT_TAG in run.data.tags:  # a link to a parent run that is gone
+            self.client.delete_tag(run_id, PARENT_TAG)
         self._finish(run_id, node)
         self.report.updated.append(node.run_id)
         return run_id
@@ -278,7 +416,8 @@ class _Exporter:
         if run is None:
             run_id, action = self.create(node, parent_id), "created"
         elif (run.data.tags.get(TAG_FINGERPRINT) == node.fingerprint
-              and run.data.tags.get(PARENT_TAG) == (parent_id or None)):
+              and run.data.tags.get(PARENT_TAG) == (parent_id or None)
+              and run.data.tags.get(TAG_ROOT_ID) == node.tags.get(TAG_ROOT_ID)):
             run_id, action = run.info.run_id, "unchanged"
             self.report.unchanged.append(node.run_id)
         else:
@@ -362,7 +501,8 @@ def export_folder(
     ------
     BadInput
         If MLflow is not installed, the folder is not a run folder, the URI is not one MLflow
-        can use, the store cannot be written, or the experiment was deleted.
+        can use, the store's database driver is not installed, the store cannot be written, or
+        the experiment was deleted.
     """
     start = time.perf_counter()
     MlflowClient = import_mlflow()
@@ -388,8 +528,14 @@ def export_folder(
         experiment_id = _experiment(client, name, uri, db)
         report = ExportReport(uri=uri, experiment_name=name, experiment_id=experiment_id, skipped=tree.skipped)
         exporter = _Exporter(client, experiment_id, report)
-        report.root_run_id = exporter.sync(tree.root, exporter.existing(tree.root.run_id), None, callback,
-                                          len(tree.root.walk()))
+        existing = exporter.existing(tree.root.run_id)
+        parent_id = exporter.adopt_parent(tree.root, existing.get(tree.root.run_id))
+        report.root_run_id = exporter.sync(tree.root, existing, parent_id, callback, len(tree.root.walk()))
+    except ImportError as exc:  # SQLAlchemy imports a database's driver when MLflow opens the store
+        error = missing_module(uri, exc)
+        if error is None:
+            raise
+        raise error from None
     except store_errors as exc:
         raise BadInput(f"--mlflow {uri!r}: {_one_line(exc)}") from None
     report.seconds = time.perf_counter() - start
@@ -397,11 +543,13 @@ def export_folder(
 
 
 __all__ = [
+    "DRIVER_HINTS",
     "INSTALL_HINT",
     "QUIET_ENV",
     "ExportReport",
     "check_sqlite",
     "export_folder",
     "import_mlflow",
+    "missing_module",
     "sqlite_path",
 ]
