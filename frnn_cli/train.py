@@ -194,7 +194,7 @@ class TrainResult:
         Set when status is "diverged".
     seconds : float
         Wall time of the call up to the test-set evaluation, in seconds (what follows, the
-        binomial test, takes microseconds once scipy.stats is imported).
+        binomial test, takes microseconds once scipy.special is imported).
     st1_sequences, st2_sequences : int or None
         Training sequences seen (steps x batch size) at the first evaluation where the LSTM
         paper's ST1 / ST2 held on fresh sequences (:func:`paper_criteria`), or None if never
@@ -562,7 +562,7 @@ def train(cfg: Config, callback: Callable[[EvalRecord], None] | None = None,
         assert best is not None  # the step-0 record always exists
         x_test, y_test = sample_batch(rng["test"], cfg.n_test, cfg.T, dtype)
         test_loss, correct = evaluate(best_params, x_test, y_test, net.final_logits)
-    # Timed before the chance test, whose first call in a process imports scipy.stats (0.5-1 s).
+    # Timed before the chance test, whose first call in a process imports scipy.special (~0.3 s).
     seconds = time.perf_counter() - t_start
     ct = chance_test(correct, cfg.n_test, cfg.alpha)
     test = TestResult(

@@ -79,6 +79,13 @@ def test_chance_test_on_constructed_counts():
         chance_test(11, 10, 0.01)
 
 
+@pytest.mark.parametrize("n", [1, 2, 7, 256, 2000])
+def test_chance_test_p_value_is_that_of_scipy_binomtest(n):
+    for k in sorted({0, 1, n // 2, n // 2 + 1, (3 * n) // 4, n - 1, n} - {-1}):
+        want = stats.binomtest(k, n, 0.5, alternative="greater").pvalue
+        assert chance_test(k, n, 0.01).p_value == pytest.approx(want, rel=1e-9, abs=1e-300), (k, n)
+
+
 def test_majority_and_max_T():
     assert learned([True, True, False]) and not learned([True, False, False])
     assert not learned([True, False])  # a tie is not a majority
