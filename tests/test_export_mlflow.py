@@ -335,9 +335,10 @@ def _postgres_driver_missing() -> str:
         (lambda tmp: f"sqlite:///{tmp / 'm.db'}", "missing", "does not exist"),
         (lambda tmp: f"sqlite:///{tmp / 'm.db'}", "vanishing", "is a vanishing run"),
         (lambda tmp: "postgresql://u@127.0.0.1:1/db", "sweep", _postgres_driver_missing),
+        (lambda tmp: "postgresql://u:Secret42@127.0.0.1:1/db", "sweep", "postgresql://u:***@127.0.0.1:1/db"),
     ],
     ids=["unknown-scheme", "sqlite-under-a-file", "not-a-database", "in-memory", "not-a-run-folder", "missing-folder",
-         "vanishing-folder", "postgres-driver-missing"],
+         "vanishing-folder", "postgres-driver-missing", "password-hidden"],
 )
 def test_bad_store_or_folder_is_one_line_and_exit_2(sweep_b, tmp_path, mlflow_client, make_uri, folder, expected):
     if callable(expected):
@@ -353,6 +354,7 @@ def test_bad_store_or_folder_is_one_line_and_exit_2(sweep_b, tmp_path, mlflow_cl
     assert r.exit_code == 2 and isinstance(r.exception, SystemExit), _msg(r)
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], _msg(r)
+    assert "Secret42" not in r.stdout + r.stderr, _msg(r)
 
 
 def test_without_mlflow_the_export_says_how_to_install_it(tmp_path):

@@ -473,6 +473,23 @@ def _experiment(client: Any, name: str, uri: str, db: Path | None) -> str:
     return client.create_experiment(name, artifact_location=location)
 
 
+def hide_password(uri: str) -> str:
+    """``uri`` with the password of its user info replaced by ``***`` (``postgresql://u:***@host/db``),
+    for messages and logs; unchanged when it has none."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(uri)
+        password = parts.password
+    except ValueError:
+        return uri
+    if not password:
+        return uri
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+
+
 def export_folder(
     run_dir: str | Path,
     uri: str,
@@ -502,8 +519,35 @@ def export_folder(
     BadInput
         If MLflow is not installed, the folder is not a run folder, the URI is not one MLflow
         can use, the store's database driver is not installed, the store cannot be written, or
-        the experiment was deleted.
+        the experiment was deleted. A password in ``uri`` is shown as ``***`` in messages and
+        in the report.
     """
+    shown = hide_password(uri)
+    try:
+        report = _export(run_dir, uri, experiment, callback)
+    except BadInput as exc:
+        if shown == uri:
+            raise
+        raise BadInput(_hide(str(exc), uri, shown)) from None
+    report.uri = shown
+    return report
+
+
+def _hide(text: str, uri: str, shown: str) -> str:
+    """``text`` with ``uri`` and its password replaced by the shown form."""
+    from urllib.parse import unquote, urlsplit
+
+    text = text.replace(uri, shown)
+    password = urlsplit(uri).password
+    for secret in {password, unquote(password or "")}:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _export(run_dir: str | Path, uri: str, experiment: str | None,
+            callback: Callable[[int, int, str, str], None] | None) -> ExportReport:
+    """:func:`export_folder` without the password hiding."""
     start = time.perf_counter()
     MlflowClient = import_mlflow()
     from mlflow.exceptions import MlflowException
@@ -549,6 +593,7 @@ __all__ = [
     "ExportReport",
     "check_sqlite",
     "export_folder",
+    "hide_password",
     "import_mlflow",
     "missing_module",
     "sqlite_path",
