@@ -470,6 +470,56 @@ def load_config(
     return build(schema, values)
 
 
+#: Keys that only act under one setting: key -> (deciding key, the values under which it acts).
+ACTS_ONLY_WITH = {
+    "forget_bias": ("model", ("lstm",)),
+    "momentum": ("optimizer", ("momentum",)),
+    "adam_beta1": ("optimizer", ("adam",)),
+    "adam_beta2": ("optimizer", ("adam",)),
+    "adam_eps": ("optimizer", ("adam",)),
+    "screen_n": ("optimizer", ("guess",)),
+    "init_scale": ("init", ("uniform",)),
+}
+#: Keys that do nothing under one setting: key -> (deciding key, the values under which it is idle).
+IDLE_WITH = {
+    "lr": ("optimizer", ("guess",)),
+    "clip": ("optimizer", ("guess",)),
+    "batch_size": ("optimizer", ("guess",)),
+}
+
+
+def ignored_keys(given: Any, settings: dict[str, list[Any]]) -> list[str]:
+    """Notes for keys the user set that no run of theirs uses, e.g. ``forget_bias`` with model=rnn.
+
+    Parameters
+    ----------
+    given : iterable of str
+        The keys the user set (in a file or on the command line).
+    settings : dict key -> list of values
+        Every value each deciding key (model, optimizer, init) takes in the runs: one value
+        for a train run, the grid's values for a sweep.
+
+    Returns
+    -------
+    list of str, one line per ignored key ("forget_bias is ignored: it acts only with
+    model=lstm, and model=rnn here").
+    """
+    notes = []
+    for key in sorted(set(given)):
+        if key in ACTS_ONLY_WITH:
+            decider, values = ACTS_ONLY_WITH[key]
+            used = settings.get(decider, [])
+            if used and not any(v in values for v in used):
+                notes.append(f"{key} is ignored: it acts only with {decider}={'/'.join(values)}, and "
+                             f"{decider}={','.join(map(str, used))} here")
+        elif key in IDLE_WITH:
+            decider, values = IDLE_WITH[key]
+            used = settings.get(decider, [])
+            if used and all(v in values for v in used):
+                notes.append(f"{key} is ignored: {decider}={','.join(map(str, used))} does not use it")
+    return notes
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
     """The config as a plain dict of Python scalars (for ``yaml.safe_dump`` and JSON)."""
     return dataclasses.asdict(cfg)

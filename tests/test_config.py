@@ -144,3 +144,18 @@ def test_a_non_scalar_key_is_one_clear_error(tmp_path):
     f.write_text("[1, 2]: 3\n")
     with pytest.raises(BadInput, match="key at line 1 is a list"):
         load_config(f)
+
+
+@pytest.mark.parametrize("words, note", [
+    (["forget_bias=3"], "note: forget_bias is ignored: it acts only with model=lstm, and model=rnn here"),
+    (["momentum=0.5"], "note: momentum is ignored: it acts only with optimizer=momentum, and optimizer=sgd here"),
+    (["optimizer=guess", "lr=3"], "note: lr is ignored: optimizer=guess does not use it"),
+    (["init=glorot", "init_scale=0.3"], "note: init_scale is ignored: it acts only with init=uniform, and init=glorot here"),
+])
+def test_a_key_the_run_does_not_use_gets_a_note(cli, tmp_path, words, note):
+    r = cli("train", "T=1", "steps=5", "n_val=8", "n_test=8", "--no-plots", *words, "--runs-dir", str(tmp_path))
+    assert r.exit_code == 0 and note in r.stderr.splitlines(), r.stderr
+    # The same key where it acts: no note.
+    r = cli("train", "T=1", "steps=5", "n_val=8", "n_test=8", "--no-plots", "model=lstm", "forget_bias=3",
+            "--runs-dir", str(tmp_path))
+    assert r.exit_code == 0 and "note:" not in r.stderr, r.stderr
