@@ -105,15 +105,81 @@ def test_compare_writes_every_file_and_prints_the_table(small_compare):
             assert (d / "recipes" / recipe / name).is_file(), (recipe, name)
     assert json.loads((d / "meta.json").read_text())["status"] == "completed"
     assert "Which remedy carries the bit how far" in r.stdout and "max T (gradient)" in r.stdout, _msg(r)
-    # "at max T": the median best step of the chosen seeds' jobs at the recipe's max T.
     for recipe in ("reference", "large_init"):
         s = json.loads((d / "recipes" / recipe / "summary.json").read_text())
+        # "at max T": the median best step of the chosen seeds' jobs at the recipe's max T.
         row = next(x for x in s["rows"] if x["T"] == s["max_T"])
         steps = sorted(json.loads((d / "recipes" / recipe / "jobs" / j / "summary.json").read_text())["best_step"]
                        for j in row["best_job"])
         median = (steps[0] + steps[1]) / 2  # two seeds
-        line = next(ln for ln in r.stdout.splitlines() if ln.startswith(f"│ {recipe} "))
-        assert f" {median:,.0f} steps " in line if median == int(median) else f" {median:,.1f} steps " in line, line
+        cost = f"{median:,.0f} steps" if median == int(median) else f"{median:,.1f} steps"
+        assert _recipe_line(r.stdout, recipe) == _expected_line(d, recipe, f"  at max T {cost}"), _msg(r)
+
+
+_MARK = {"skipped": "–", "failed": "!"}
+
+
+def _expected_line(d: Path, recipe: str, tail: str = "") -> str:
+    """A recipe's plain line, from the files: marks from compare.csv, both answers from the recipe's summary.json."""
+    cells = []
+    for row in csv.DictReader((d / "compare.csv").open()):
+        if row["recipe"] != recipe:
+            continue
+        if row["status"] in _MARK:
+            mark = _MARK[row["status"]]
+        elif row["learned"] != "true":
+            mark = "✗"
+        elif row["learned_by_gradient"] == "true":
+            mark = "✓"
+        else:
+            mark = {"latch": "L", "guess": "G", "readout": "V"}[row["how"]]
+        cells.append(f"{row['T']} {mark}")
+    s = json.loads((d / "recipes" / recipe / "summary.json").read_text())
+    answer = " ".join(str(s[k]) if s[k] is not None else "none" for k in ("max_T", "max_T_gradient"))
+    any_way, gradient = answer.split()
+    return f"{recipe}: " + "  ".join(cells) + f"  max T {any_way} (gradient {gradient})" + tail
+
+
+def _recipe_line(stdout: str, recipe: str) -> str:
+    """The one line of the printed comparison that starts with the recipe's name (a log: no box drawing)."""
+    assert not any(c in stdout for c in "┃│┏━"), stdout
+    (line,) = [ln for ln in stdout.splitlines() if ln.startswith(f"{recipe}: ")]
+    return line
+
+
+def test_a_skipped_T_reads_as_skipped_in_the_recipes_own_sweep(cli, tmp_path, monkeypatch):
+    """A recipe that learns nothing (lr 1e-6, 1e-5) fails at T = 3 and 4, so T = 5 is skipped: the
+    recipe's summary.csv says so instead of "learned false", its accuracy plot marks the column,
+    and the log's line for the recipe shows "–" there."""
+    from frnn_cli.plots import sweep as plots_sweep
+
+    drawn = {}
+    original = plots_sweep._save
+
+    def keep(fig, path):  # what the figure says, read before saving lets it go
+        ax = fig.axes[0]
+        drawn[(path.parent.parent.name, path.name)] = (
+            [(t.get_text(), t.get_position()[0]) for t in ax.texts],
+            [t.get_text() for t in ax.get_legend().get_texts()] if ax.get_legend() else [])
+        return original(fig, path)
+
+    monkeypatch.setattr(plots_sweep, "_save", keep)
+    f = tmp_path / "dead.yaml"
+    f.write_text("dead: {set: {}, tune: {lr: [1e-6, 1e-5]}, description: x, source: y}\n")
+    runs = tmp_path / "runs"
+    r = cli("compare", "--recipes-file", str(f), "--recipes", "dead", "T=3,4,5", "--seeds", "1", "--workers", "1",
+            "--runs-dir", str(runs), *SMALL)
+    expect_exit(r, 0)
+    d = _one(runs, "compare")
+    assert [(row["T"], row["status"]) for row in csv.DictReader((d / "compare.csv").open())] == [
+        ("3", "run"), ("4", "run"), ("5", "skipped")], (d / "compare.csv").read_text()
+    rows = list(csv.DictReader((d / "recipes" / "dead" / "summary.csv").open()))
+    assert [(row["T"], row["learned"], row["status"]) for row in rows] == [
+        ("3", "false", ""), ("4", "false", ""), ("5", "", "skipped")], rows
+    assert _recipe_line(r.stdout, "dead") == _expected_line(d, "dead") == "dead: 3 ✗  4 ✗  5 –  max T none (gradient none)"
+    words, legend = drawn[("dead", "accuracy_vs_T.png")]
+    assert ("skipped", 2) in words, words  # T = 5 is the third position
+    assert any(label.startswith("skipped") for label in legend), legend
 
 
 def test_compare_csv_matches_each_recipes_sweep_summary(small_compare):

@@ -48,6 +48,20 @@ def test_sweep_writes_every_file_and_prints_max_T(small_sweep):
     assert meta["status"] == "completed" and meta["n_jobs"] == 8
 
 
+def test_in_a_log_the_table_is_one_plain_line_per_T_matching_summary_json(small_sweep):
+    """CliRunner's stdout is not a terminal: no box drawing, and each T's line carries its verdict."""
+    r, d = small_sweep
+    assert not any(c in r.stdout for c in "┃│┏━"), r.stdout
+    summary = json.loads((d / "summary.json").read_text())
+    for row in summary["rows"]:
+        (line,) = [ln for ln in r.stdout.splitlines() if ln.startswith(f"T={row['T']}  ")]
+        steps = "/".join(str(s) for s in row["best_step"])
+        assert line.startswith(f"T={row['T']}  lr={row['lr']:g}"), line
+        assert f"  best step/seed {steps}" in line and f"  val acc {row['val_acc']:.3f}  " in line, line
+        assert f"  > chance {sum(row['better_than_chance'])}/2  " in line, line
+        assert f"  learned {'yes' if row['learned'] else 'no'}  " in line, line
+
+
 def test_tuning_picks_the_setting_with_the_best_validation_accuracy(small_sweep):
     _, d = small_sweep
     summary = json.loads((d / "summary.json").read_text())

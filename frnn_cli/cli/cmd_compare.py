@@ -4,71 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from frnn_cli.cli import streams
 from frnn_cli.cli.common import EXECUTOR_HELP, SCHEDULER_HELP, console, err_console, folder_name, new_run_dir
-from frnn_cli.cli.show import fmt
+from frnn_cli.cli.show import compare_lines, compare_table, fmt, print_table
 from frnn_cli.errors import BadInput, ExperimentFailed
 from frnn_cli.experiment import compare, execute
 from frnn_cli.experiment.plan import check_memory
-
-#: Cell marks of the comparison table.
-MARKS = {"gradient": "[green]✓[/]", "latch": "[yellow]L[/]", "guess": "[cyan]G[/]", "readout": "[blue]V[/]",
-         "no": "[red]✗[/]",
-         "skipped": "[dim]–[/]", "failed": "[red]![/]"}
-
-
-def _cell(row: dict[str, Any]) -> str:
-    if row.get("status") == "skipped":
-        return MARKS["skipped"]
-    if "test_acc" not in row:
-        return MARKS["failed"]
-    if not row["learned"]:
-        return MARKS["no"]
-    if row["gradient"]["learned"]:
-        return MARKS["gradient"]
-    return MARKS.get(row.get("how"), MARKS["latch"])
-
-
-def _table(spec: compare.CompareSpec, summary: dict[str, Any], sweeps: dict[str, dict[str, Any]]) -> Table:
-    table = Table(
-        title="Which remedy carries the bit how far: learned better than chance, per recipe and T",
-        caption="✓ learned by gradient descent in its stable regime, at some tuned setting; L learned only by a weight blow-up into a latch; "
-                "G solved by random weight guessing; V learned by the read-out alone (R frozen); "
-                "✗ not learned; – skipped (failed at two T before); max T (gradient): the longest T learned any way "
-                "(by gradient); at max T: median steps (trials, for guessing) of the chosen seeds at that T",
-    )
-    table.add_column("recipe", no_wrap=True)
-    for T in spec.T:
-        table.add_column(str(T), justify="center", no_wrap=True)
-    table.add_column("max T (gradient)", justify="right", no_wrap=True)
-    table.add_column("at max T", justify="right", no_wrap=True)
-    for r in spec.recipes:
-        s = sweeps[r.name]
-        cells = {row["T"]: _cell(row) for row in s["rows"]}
-        rs = summary["recipes"][r.name]
-        answer = f"{fmt(rs['max_T']) if rs['max_T'] is not None else 'none'} ({fmt(rs['max_T_gradient']) if rs['max_T_gradient'] is not None else 'none'})"
-        table.add_row(r.name, *[cells.get(T, "") for T in spec.T], answer, _cost(s, rs["max_T"]))
-    return table
-
-
-def _cost(sweep: dict[str, Any], max_T: Any) -> str:
-    """Median steps (trials, for random guessing) of the chosen seeds at the recipe's max T."""
-    row = next((row for row in sweep["rows"] if row["T"] == max_T), None)
-    counts = [v for v in (row or {}).get("best_step", []) if v is not None]
-    if not counts:
-        return ""
-    m = statistics.median(counts)
-    return f"{m:,.0f} {sweep.get('unit', 'steps')}" if m == int(m) else f"{m:,.1f} {sweep.get('unit', 'steps')}"
-
 
 def compare_cmd(
     words: Annotated[
@@ -168,7 +116,8 @@ def compare_cmd(
             raise
 
     sweeps = {r.name: json.loads((compare.recipe_dir(folder, r.name) / "summary.json").read_text()) for r in spec.recipes}
-    console.print(_table(spec, summary, sweeps))
+    names = [r.name for r in spec.recipes]
+    print_table(console, compare_table(names, spec.T, summary, sweeps), compare_lines(names, spec.T, summary, sweeps))
     jobs = summary["jobs"]
     console.print(f"{jobs['run']} of {jobs['all']} jobs run, {jobs['skipped']} skipped ({summary['saved_by_skip']:.0%} "
                   f"saved by the skip rule); {summary['seconds']:.0f} s", highlight=False)

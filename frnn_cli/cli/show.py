@@ -1,10 +1,17 @@
-"""How a sweep's answer reads on screen: its table and its final lines (used by sweep and compare)."""
+"""How a sweep's and a comparison's answers read on screen: tables and final lines.
+
+A terminal gets Rich tables; a log or a pipe (stdout not a terminal) gets the same content as
+plain lines, one per table row, that ``grep`` can find (:func:`print_table`). Both ``frnn
+sweep`` and ``frnn compare`` follow this rule.
+"""
 
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Any
 
+from rich.console import Console
 from rich.table import Table
 
 #: What each learning mechanism means, in the words of the final lines.
@@ -15,6 +22,23 @@ HOW_WORDS = {
     "readout": "only by the read-out, with R frozen at its random values (a reservoir: nothing carried back through time)",
 }
 EDGE_MARK = {"smallest": "↓", "largest": "↑"}
+
+#: Cell marks of the comparison table, with their colours on a terminal.
+COMPARE_MARKS = {"gradient": "✓", "latch": "L", "guess": "G", "readout": "V", "no": "✗", "skipped": "–", "failed": "!"}
+_MARK_STYLE = {"gradient": "green", "latch": "yellow", "guess": "cyan", "readout": "blue", "no": "red",
+               "skipped": "dim", "failed": "red"}
+#: The comparison table's legend, one entry per mark or column.
+COMPARE_LEGEND = (
+    "✓ learned by gradient descent in its stable regime, at some tuned setting",
+    "L learned only by a weight blow-up into a latch",
+    "G solved by random weight guessing",
+    "V learned by the read-out alone (R frozen)",
+    "✗ not learned",
+    "– skipped (failed at two T before)",
+    "! no job finished",
+    "max T (gradient): the longest T learned any way (by gradient)",
+    "at max T: median steps (trials, for guessing) of the chosen seeds at that T",
+)
 
 
 def fmt(v: Any) -> str:
@@ -38,46 +62,179 @@ def compact(values: list[Any]) -> str:
     return ", ".join(out)
 
 
+def print_table(console: Console, table: Table, lines: list[str]) -> None:
+    """Print ``table`` on a terminal, else ``lines`` as plain text (a log keeps no box drawing).
+
+    Parameters
+    ----------
+    console : rich.console.Console
+        Where to print; ``console.is_terminal`` decides the form.
+    table : rich.table.Table
+        The form for a terminal.
+    lines : list of str
+        The same content without markup, one line per table row plus its title and legend.
+    """
+    if console.is_terminal:
+        console.print(table)
+    else:
+        for line in lines:
+            console.print(line, markup=False, highlight=False)
+
+
+# ---------------------------------------------------------------------------------------
+# frnn sweep
+
+
+def _setting_text(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={fmt(v)}" for k, v in values.items())
+
+
+def by_gradient(row: dict[str, Any], tuned: list[str]) -> str:
+    """Whether an axis value was learned when only runs that learned by gradient count, and at
+    which setting when it is not the one the table shows: "yes", "yes, lr=0.01" or "no"."""
+    g = row.get("gradient") or {}
+    if not g.get("learned"):
+        return "no"
+    other = {k: g[k] for k in tuned if k in g and g[k] != row.get(k)}
+    return "yes, " + _setting_text(other) if other else "yes"
+
+
+def _sweep_title(summary: dict[str, Any]) -> str:
+    return f"Per {summary['axis']}: the chosen setting and its test accuracy per seed"
+
+
+def _sweep_caption(summary: dict[str, Any]) -> str:
+    return (f"learned = a majority of seeds beat chance at alpha={summary['alpha']:g}; ↑/↓: the chosen value is the "
+            "largest/smallest of its grid; div: diverged seeds (count as failed); by gradient: learned when only runs "
+            "that learned by gradient count (with the setting of that answer where it is not the one shown); "
+            "p-values in summary.csv")
+
+
+def _sweep_cells(summary: dict[str, Any], row: dict[str, Any]) -> list[tuple[str, str]] | None:
+    """(column, text) of one judged axis value, without markup; None for a row without results."""
+    if "test_acc" not in row:
+        return None
+    axis, tuned = summary["axis"], summary["tuned"]
+    edges = row.get("at_edge", {})
+    best = "trials/seed" if summary.get("unit") == "trials" else "best step/seed"
+    beat = f"{sum(row['better_than_chance'])}/{len(row['better_than_chance'])}"
+    if row.get("n_diverged"):
+        beat += f" ({row['n_diverged']} div)"
+    return [
+        (axis, fmt(row[axis])),
+        *[(k, fmt(row[k]) + (f" {EDGE_MARK[edges[k]]}" if k in edges else "")) for k in tuned],
+        (best, "/".join(fmt(s) for s in row["best_step"]) + (" ↑" if edges.get("steps") else "")),
+        ("val acc", f"{row['val_acc']:.3f}"),
+        ("test acc/seed", "/".join("–" if math.isnan(a) else f"{a:.2f}" for a in row["test_acc"])),
+        ("> chance", beat),
+        ("learned", "yes" if row["learned"] else "no"),
+        ("how", row.get("how", "none") if row["learned"] else "–"),
+        ("by gradient", by_gradient(row, tuned)),
+    ]
+
+
+def _unjudged(row: dict[str, Any]) -> str:
+    """Why an axis value has no verdict: "skipped (<reason>)" or "no job finished"."""
+    if row.get("status") == "skipped":
+        return f"skipped ({row['reason']})" if row.get("reason") else "skipped"
+    return "no job finished"
+
+
 def sweep_table(summary: dict[str, Any], title: str | None = None) -> Table:
     """One row per axis value: the chosen setting (↑/↓ at an edge of its grid), best steps,
-    validation accuracy, test accuracy per seed, seeds beating chance, how they learned."""
+    validation accuracy, test accuracy per seed, seeds beating chance, how they learned and
+    whether (at which setting) gradient descent alone learned it.
+
+    Parameters
+    ----------
+    summary : dict from :func:`frnn_cli.experiment.sweep.summarize`
+    title : str, optional
+
+    Returns
+    -------
+    rich.table.Table
+    """
     axis, tuned = summary["axis"], summary["tuned"]
-    table = Table(
-        title=title or f"Per {axis}: the chosen setting and its test accuracy per seed",
-        caption=(f"learned = a majority of seeds beat chance at alpha={summary['alpha']:g}; ↑/↓: the chosen value is "
-                 "the largest/smallest of its grid; div: diverged seeds (count as failed); p-values in summary.csv"),
-    )
-    table.add_column(axis, justify="right", no_wrap=True)
-    for k in tuned:
-        table.add_column(k, justify="right", no_wrap=True)
+    table = Table(title=title or _sweep_title(summary), caption=_sweep_caption(summary))
     best = "trials/seed" if summary.get("unit") == "trials" else "best step/seed"
-    for col in (best, "val acc", "test acc/seed", "> chance", "learned", "how"):
+    for col in (axis, *tuned, best, "val acc", "test acc/seed", "> chance", "learned", "how", "by gradient"):
         table.add_column(col, justify="right", no_wrap=True)
     for row in summary["rows"]:
-        if "test_acc" not in row:
-            table.add_row(fmt(row[axis]), *["–"] * len(tuned), "–", "–", "–", "–", "[red]no job finished[/]", "–")
+        cells = _sweep_cells(summary, row)
+        if cells is None:
+            style = "dim" if row.get("status") == "skipped" else "red"
+            table.add_row(fmt(row[axis]), *["–"] * (len(tuned) + 4), f"[{style}]{_unjudged(row)}[/]", "–", "–")
             continue
-        edges = row.get("at_edge", {})
-        steps = "/".join(fmt(s) for s in row["best_step"]) + (" ↑" if edges.get("steps") else "")
-        beat = f"{sum(row['better_than_chance'])}/{len(row['better_than_chance'])}"
-        if row.get("n_diverged"):
-            beat += f" ({row['n_diverged']} div)"
-        table.add_row(
-            fmt(row[axis]),
-            *[fmt(row[k]) + (f" {EDGE_MARK[edges[k]]}" if k in edges else "") for k in tuned],
-            steps,
-            f"{row['val_acc']:.3f}",
-            "/".join("–" if math.isnan(a) else f"{a:.2f}" for a in row["test_acc"]),
-            beat,
-            "[green]yes[/]" if row["learned"] else "no",
-            row.get("how", "none") if row["learned"] else "–",
-        )
+        texts = [text for _, text in cells]
+        if row["learned"]:
+            texts[-3] = "[green]yes[/]"
+        table.add_row(*texts)
     return table
+
+
+def sweep_lines(summary: dict[str, Any], title: str | None = None) -> list[str]:
+    """The content of :func:`sweep_table` as plain lines: the title, one line per axis value
+    (``T=4  lr=1  best step/seed 300/200  ...  learned yes  how gradient  by gradient yes``),
+    and the legend.
+
+    Parameters
+    ----------
+    summary : dict from :func:`frnn_cli.experiment.sweep.summarize`
+    title : str, optional
+
+    Returns
+    -------
+    list of str (no markup)
+    """
+    axis = summary["axis"]
+    lines = [title or _sweep_title(summary)]
+    for row in summary["rows"]:
+        cells = _sweep_cells(summary, row)
+        if cells is None:
+            lines.append(f"{axis}={fmt(row[axis])}  {_unjudged(row)}")
+            continue
+        (_, value), *rest = cells
+        keyed = [f"{name}={text}" for name, text in rest[:len(summary["tuned"])]]
+        named = [f"{name} {text}" for name, text in rest[len(summary["tuned"]):]]
+        lines.append("  ".join([f"{axis}={value}", *keyed, *named]))
+    lines.append(_sweep_caption(summary))
+    return lines
+
+
+def _gradient_elsewhere(summary: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+    """Lines for axis values learned by gradient only at another setting than the one shown
+    (the table's choice, over all mechanisms, learned there otherwise), grouped by that
+    setting and mechanism."""
+    axis, tuned = summary["axis"], summary["tuned"]
+    groups: dict[tuple[str, str], list] = {}
+    for r in rows:
+        if r["learned"] and r["gradient"]["learned"] and r.get("how") != "gradient":
+            setting = _setting_text({k: r["gradient"][k] for k in tuned if k in r["gradient"]}) or "the same setting"
+            groups.setdefault((setting, r.get("how", "latch")), []).append(r[axis])
+    lines = []
+    for (setting, how), values in groups.items():
+        words = HOW_WORDS.get(how, f"by {how}").removeprefix("only ")
+        lines.append(f"  {axis} = {compact(values)}: by gradient with {setting}; the table shows the setting chosen "
+                     f"over all mechanisms, which learned {words}")
+    return lines
 
 
 def answer_lines(summary: dict[str, Any]) -> list[str]:
     """The sweep's answer in words: the longest axis value learned, split by how it was learned,
-    and a warning when a tuned value sat at the edge of its grid."""
+    and a warning when a tuned value sat at the edge of its grid.
+
+    An axis value whose chosen setting (the table's) learned otherwise than by gradient, while
+    another setting learned it by gradient, is named with that other setting, so the lines never
+    call an axis value "learned by gradient" that the table shows as a latch without saying where.
+
+    Parameters
+    ----------
+    summary : dict from :func:`frnn_cli.experiment.sweep.summarize`
+
+    Returns
+    -------
+    list of str (Rich markup)
+    """
     axis = summary["axis"]
     rows = [r for r in summary["rows"] if "test_acc" in r]
     best, contiguous = summary["max_T"], summary.get("max_T_contiguous")
@@ -91,8 +248,13 @@ def answer_lines(summary: dict[str, Any]) -> list[str]:
         lines = [f"{name} better than chance: [bold]{fmt(best)}[/] ({upto})"]
         g_best = summary.get("max_T_gradient")
         other = [r for r in rows if r["learned"] and not r["gradient"]["learned"]]
-        if not other:
+        elsewhere = _gradient_elsewhere(summary, rows)
+        if not other and not elsewhere:
             lines.append(f"every learned {axis} was learned {HOW_WORDS['gradient']}")
+        elif not other:
+            lines.append(f"{HOW_WORDS['gradient']}: [bold]{fmt(g_best)}[/] (every learned {axis}, "
+                         "some at another setting than the table shows)")
+            lines.extend(elsewhere)
         else:
             lines.append(f"{HOW_WORDS['gradient']}: [bold]{fmt(g_best) if g_best is not None else 'none'}[/]")
             by_how: dict[str, list] = {}
@@ -118,4 +280,97 @@ def answer_lines(summary: dict[str, Any]) -> list[str]:
     last = [e[axis] for e in edges if e.get("steps")]
     if last:
         lines.append(f"note: a best checkpoint was the run's last step at {axis} = {compact(last)}: more steps might help")
+    return lines
+
+
+# ---------------------------------------------------------------------------------------
+# frnn compare
+
+
+def compare_mark(row: dict[str, Any]) -> str:
+    """The key of :data:`COMPARE_MARKS` for one recipe's row at one T."""
+    if row.get("status") == "skipped":
+        return "skipped"
+    if "test_acc" not in row:
+        return "failed"
+    if not row["learned"]:
+        return "no"
+    if row["gradient"]["learned"]:
+        return "gradient"
+    return row.get("how") if row.get("how") in COMPARE_MARKS else "latch"
+
+
+def _answers(rs: dict[str, Any]) -> tuple[str, str]:
+    """The recipe's max T any way and by gradient, as text ("none" when not learned)."""
+    return tuple(fmt(rs[k]) if rs[k] is not None else "none" for k in ("max_T", "max_T_gradient"))
+
+
+def max_T_cost(sweep: dict[str, Any], max_T: Any) -> str:
+    """Median steps (trials, for random guessing) of the chosen seeds at the recipe's max T
+    ("" when there is none), e.g. "1,200 steps"."""
+    row = next((row for row in sweep["rows"] if row["T"] == max_T), None)
+    counts = [v for v in (row or {}).get("best_step", []) if v is not None]
+    if not counts:
+        return ""
+    m = statistics.median(counts)
+    unit = sweep.get("unit", "steps")
+    return f"{m:,.0f} {unit}" if m == int(m) else f"{m:,.1f} {unit}"
+
+
+COMPARE_TITLE = "Which remedy carries the bit how far: learned better than chance, per recipe and T"
+
+
+def compare_table(names: list[str], T: list[int], summary: dict[str, Any], sweeps: dict[str, dict[str, Any]]) -> Table:
+    """Recipes x T: one mark per cell (:data:`COMPARE_MARKS`), both answers and the cost at max T.
+
+    Parameters
+    ----------
+    names : list of str, the recipes in the comparison's order
+    T : list of int, the T grid
+    summary : dict, the comparison's summary.json content
+    sweeps : dict recipe name -> its sweep summary
+
+    Returns
+    -------
+    rich.table.Table
+    """
+    table = Table(title=COMPARE_TITLE, caption="; ".join(COMPARE_LEGEND))
+    table.add_column("recipe", no_wrap=True)
+    for t in T:
+        table.add_column(str(t), justify="center", no_wrap=True)
+    table.add_column("max T (gradient)", justify="right", no_wrap=True)
+    table.add_column("at max T", justify="right", no_wrap=True)
+    for name in names:
+        s, rs = sweeps[name], summary["recipes"][name]
+        marks = {row["T"]: compare_mark(row) for row in s["rows"]}
+        cells = [f"[{_MARK_STYLE[marks[t]]}]{COMPARE_MARKS[marks[t]]}[/]" if t in marks else "" for t in T]
+        any_way, gradient = _answers(rs)
+        table.add_row(name, *cells, f"{any_way} ({gradient})", max_T_cost(s, rs["max_T"]))
+    return table
+
+
+def compare_lines(names: list[str], T: list[int], summary: dict[str, Any], sweeps: dict[str, dict[str, Any]]) -> list[str]:
+    """The content of :func:`compare_table` as plain lines: the title, one line per recipe
+    (``reference: 1 ✓  2 ✓  3 ✓  4 L  max T 4 (gradient 3)  at max T 100 steps``) and the legend,
+    one entry a line.
+
+    Parameters
+    ----------
+    names, T, summary, sweeps : as for :func:`compare_table`
+
+    Returns
+    -------
+    list of str (no markup)
+    """
+    lines = [COMPARE_TITLE]
+    for name in names:
+        s, rs = sweeps[name], summary["recipes"][name]
+        marks = {row["T"]: COMPARE_MARKS[compare_mark(row)] for row in s["rows"]}
+        cells = [f"{t} {marks[t]}" for t in T if t in marks]
+        cost = max_T_cost(s, rs["max_T"])
+        any_way, gradient = _answers(rs)
+        tail = f"max T {any_way} (gradient {gradient})" + (f"  at max T {cost}" if cost else "")
+        lines.append(f"{name}: " + "  ".join([*cells, tail]))
+    lines.append("legend:")
+    lines.extend(f"  {entry}" for entry in COMPARE_LEGEND)
     return lines

@@ -60,12 +60,22 @@ def summary_csv(summary: dict[str, Any]) -> str:
     ``test_acc``, ``p_value``, ``better_than_chance``, ``mechanism`` (per seed: gradient/latch/init/none), ``learned``,
     ``how`` (the mechanism of the learned seeds), ``learned_by_gradient`` (when only runs that
     learned by gradient count) and the tuned values chosen for that answer (``gradient_<key>``).
+
+    An axis value without a verdict -- skipped by ``frnn compare``'s rule (two failed T before
+    it), or with no finished job -- keeps its row, with ``learned`` and ``learned_by_gradient``
+    left empty and a last column ``status`` saying why ("skipped", "no completed job"; empty
+    for a judged row). The row is kept rather than left out so that the file lists every axis
+    value of ``sweep.yaml`` and a skipped T reads differently from a T that was run and not
+    learned. The ``status`` column is written only when some row needs it, so an ordinary
+    sweep's file is unchanged (and stays byte-identical to a compare recipe's, a test).
     """
     axis, tuned = summary["axis"], summary["tuned"]
     # Random guessing has no steps: its column says what it counts.
     step_col = "trials" if summary.get("unit") == "trials" else "best_step"
     cols = [axis, *tuned, "at_edge", step_col, "val_acc", "test_acc_mean", "test_acc", "p_value",
             "better_than_chance", "mechanism", "learned", "how", "learned_by_gradient", *(f"gradient_{k}" for k in tuned)]
+    if any(row.get("status") for row in summary["rows"]):
+        cols.append("status")
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(cols)
@@ -85,6 +95,8 @@ def summary_csv(summary: dict[str, Any]) -> str:
         g = row.get("gradient", {})
         extra = {"learned_by_gradient": g.get("learned"), **{f"gradient_{k}": g.get(k) for k in tuned},
                  step_col: row.get("best_step")}
+        if row.get("status"):  # not judged: neither learned nor not learned
+            extra.update(learned=None, learned_by_gradient=None)
         w.writerow([cell(extra[c] if c in extra else row.get(c)) for c in cols])
     return buf.getvalue()
 

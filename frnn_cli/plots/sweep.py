@@ -48,11 +48,26 @@ def _axis_label(axis: str) -> str:
     return "sequence length T" if axis == "T" else axis
 
 
+def _extent(axis: str) -> str:
+    """"longest" for a sequence length, "largest" for any other axis (an init scale is not long)."""
+    return "longest" if axis == "T" else "largest"
+
+
 def _subtitle(summary: dict[str, Any], base: dict[str, Any]) -> str:
-    init = f"uniform ±{base['init_scale']:g}" if base["init"] == "uniform" else base["init"]
-    frozen = f", {base['freeze']} frozen" if base.get("freeze", "none") != "none" else ""
-    return (f"hidden={base['hidden']}, init {init}, optimizer={base['optimizer']}{frozen}, {summary['seeds']} seeds, "
-            f"test n={summary['n_test']}, alpha={summary['alpha']:g}")
+    """The fixed part of the setting: hidden size, initialisation, optimizer, frozen weights,
+    seeds, test size and alpha. A key the sweep varies (the axis or a tuned key) is left out:
+    the base config's value of it was never run as such."""
+    swept = {summary["axis"], *summary.get("tuned", [])}
+    parts = [] if "hidden" in swept else [f"hidden={base['hidden']}"]
+    if "init" not in swept:
+        scale = "" if "init_scale" in swept else f" ±{base['init_scale']:g}"
+        parts.append(f"init uniform{scale}" if base["init"] == "uniform" else f"init {base['init']}")
+    if "optimizer" not in swept:
+        parts.append(f"optimizer={base['optimizer']}")
+    if "freeze" not in swept and base.get("freeze", "none") != "none":
+        parts.append(f"{base['freeze']} frozen")
+    parts += [f"{summary['seeds']} seeds", f"test n={summary['n_test']}", f"alpha={summary['alpha']:g}"]
+    return ", ".join(parts)
 
 
 def _positions(values: list[Any]) -> dict[Any, int]:
@@ -76,10 +91,33 @@ def _edge_note(summary: dict[str, Any]) -> str | None:
     return f"tuned value at the grid's edge at {axis} = {shown}: the optimum may lie outside the grid"
 
 
+def _mark_unjudged(ax, summary: dict[str, Any], pos: dict[Any, int]) -> None:
+    """Mark axis values without a verdict where their points would be: a grey cross at the
+    bottom and the word "skipped" (frnn compare's rule) or "no job finished" above it, so an
+    empty column never reads as a value that was run and not learned."""
+    axis = summary["axis"]
+    labelled: set[str] = set()
+    for r in summary["rows"]:
+        if "test_acc" in r:
+            continue
+        skipped = r.get("status") == "skipped"
+        word = "skipped" if skipped else "no job finished"
+        label = ("skipped: not run, frnn compare's rule (not learned at two T before)" if skipped
+                 else "no job finished (failed or missing)")
+        colour = "0.45" if skipped else "tab:red"
+        ax.plot([pos[r[axis]]], [0.0], "x", color=colour, ms=9, mew=2, clip_on=False, zorder=5,
+                transform=ax.get_xaxis_transform(), label=label if label not in labelled else None)
+        labelled.add(label)
+        ax.text(pos[r[axis]], 0.06, word, transform=ax.get_xaxis_transform(), rotation=90, ha="center", va="bottom",
+                fontsize=8, color=colour)
+
+
 def accuracy_vs_axis(summary: dict[str, Any], base: dict[str, Any], path: Path) -> Path:
     """Test accuracy per seed (points) and mean (line) against the axis, with chance, the
     significance threshold of the one-sided binomial test, and both answers marked: the
-    longest axis value learned, and the longest learned by gradient descent.
+    longest T (for another axis: the largest value) learned, and the same by gradient descent.
+    An axis value without a verdict is marked "skipped" (frnn compare's rule) or "no job
+    finished" at the bottom of its column.
 
     Parameters
     ----------
@@ -121,7 +159,7 @@ def accuracy_vs_axis(summary: dict[str, Any], base: dict[str, Any], path: Path) 
     ax.axhline(thr, color="tab:red", ls=":", lw=1.2, label=f"significance threshold ({thr:.3f}: p < {alpha:g} on n={n})")
     best, g_best = summary["max_T"], summary.get("max_T_gradient")
     if best is not None:
-        ax.axvline(pos[best], color="tab:purple", ls="-.", lw=1.2, label=f"longest {axis} learned: {_fmt(best)}")
+        ax.axvline(pos[best], color="tab:purple", ls="-.", lw=1.2, label=f"{_extent(axis)} {axis} learned: {_fmt(best)}")
     if g_best is not None and g_best != best:
         ax.axvline(pos[g_best], color="tab:green", ls="--", lw=1.2, label=f"... by gradient: {_fmt(g_best)}")
     ax.set_xlabel(_axis_label(axis))
@@ -129,7 +167,8 @@ def accuracy_vs_axis(summary: dict[str, Any], base: dict[str, Any], path: Path) 
     low = min([0.35, *(a - 0.05 for r in rows for a in r["test_acc"] if a == a)])
     ax.set_ylim(low, 1.04)
     _set_ticks(ax, values)
-    head = f"Longest {axis} learned better than chance: {_fmt(best) if best is not None else 'none'}"
+    _mark_unjudged(ax, summary, pos)
+    head = f"{_extent(axis).capitalize()} {axis} learned better than chance: {_fmt(best) if best is not None else 'none'}"
     if g_best != best:
         head += f" (by gradient descent: {_fmt(g_best) if g_best is not None else 'none'})"
     ax.set_title(f"{head}\n{_subtitle(summary, base)}", fontsize=10)
@@ -147,7 +186,8 @@ def tuning_heatmap(summary: dict[str, Any], base: dict[str, Any], path: Path, ke
 
     A star marks the chosen cell, but only where the axis value was learned (at chance the
     choice is noise); a green ring marks the choice of the gradient-only answer where it
-    differs and learned. Cells with a diverged seed carry "div".
+    differs and learned. Cells with a diverged seed carry "div"; a column that frnn compare's
+    rule skipped says "skipped".
 
     Parameters
     ----------
@@ -182,6 +222,9 @@ def tuning_heatmap(summary: dict[str, Any], base: dict[str, Any], path: Path, ke
             text = "div" if div[i, j] else ("" if np.isnan(grid[i, j]) else f"{grid[i, j]:.2f}")
             colour = "w" if div[i, j] or not grid[i, j] >= 0.8 else "k"
             ax.text(j, i - 0.22, text, ha="center", va="center", fontsize=6.5, color=colour)
+    for j, r in enumerate(summary["rows"]):
+        if r.get("status") == "skipped":  # frnn compare's rule: nothing ran in this column
+            ax.text(j, (len(ys) - 1) / 2, "skipped", rotation=90, ha="center", va="center", fontsize=8, color="0.35")
     for r in summary["rows"]:
         g = r.get("gradient", {})
         if r.get("learned") and r.get(key) in ys:
