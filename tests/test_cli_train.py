@@ -170,13 +170,13 @@ def test_same_seed_gives_identical_metrics(cli, tmp_path):
 def test_ctrl_c_is_exit_130_with_files_intact(cli, tmp_path, monkeypatch):
     real = train_module.train
 
-    def interrupted(cfg, callback=None):
+    def interrupted(cfg, callback=None, on_best=None):
         def cb(rec):
             callback(rec)
             if rec.step == 50:
                 raise KeyboardInterrupt
 
-        return real(cfg, cb)
+        return real(cfg, cb, on_best)
 
     monkeypatch.setattr(train_module, "train", interrupted)
     r = cli("train", "T=6", "n_val=100", "--runs-dir", str(tmp_path))

@@ -260,7 +260,7 @@ def test_run_train_job_interrupted_leaves_readable_files(tmp_path):
 
 
 def test_run_train_job_failure_is_recorded(tmp_path, monkeypatch):
-    def boom(cfg, callback=None):
+    def boom(cfg, callback=None, on_best=None):
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(train_module, "train", boom)
