@@ -236,3 +236,11 @@ def test_untrained_or_diverged_checkpoints_never_count_as_learned():
     (row,) = sweep.summarize(spec, jobs, results)["rows"]
     assert row["better_than_chance"] == [False, False, True]
     assert row["learned"] is False
+
+
+def test_sweep_notes_a_key_no_job_uses_but_not_one_some_job_uses(cli, tmp_path):
+    r = cli("sweep", "T=1,2", "forget_bias=3", "--dry-run", "--runs-dir", str(tmp_path))
+    assert r.exit_code == 0, r.stderr
+    assert "note: forget_bias is ignored: it acts only with model=lstm, and model=rnn here" in r.stderr, r.stderr
+    r = cli("sweep", "T=1,2", "optimizer=sgd,momentum", "momentum=0.5", "--dry-run", "--runs-dir", str(tmp_path))
+    assert r.exit_code == 0 and "note:" not in r.stderr, r.stderr

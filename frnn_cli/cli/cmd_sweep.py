@@ -57,6 +57,8 @@ def sweep_cmd(
         spec = plan.check_resume(stored, requested)
     else:
         spec = plan.resolve_spec(config_file, words, axis, seeds)
+        for note in plan.ignored_key_notes(spec, config_file, words):
+            err_console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     jobs = plan.plan(spec)
     if scheduler is None:  # a remote cluster's memory is not this machine's
         plan.check_memory(jobs, workers or os.cpu_count() or 1)
