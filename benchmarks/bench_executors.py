@@ -23,7 +23,7 @@ shared machine falls on both alike:
 Usage::
 
     python benchmarks/bench_executors.py overhead                   # T=1..4 lr=1 steps=20 eval_every=20, 50 seeds
-    python benchmarks/bench_executors.py speedup --grid T=1..20     # the default sweep, 300 jobs per run
+    python benchmarks/bench_executors.py speedup --grid T=1..20     # the default sweep: 480 jobs per run (8 lr x 20 T x 3 seeds, float32)
     python benchmarks/bench_executors.py speedup --grid T=1..6 --repeats 3 --json out.json
 
 Needs the cluster extra (``pip install -e '.[cluster]'``). Exit codes: 0 done, 1 a run failed

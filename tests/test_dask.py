@@ -1,11 +1,13 @@
 """Sweeps on a Dask cluster, with real processes: same results as the local pool, and the faults.
 
-Every cluster here is real: a ``LocalCluster`` of worker processes, or the ``dask scheduler``
-and ``dask worker`` programs (run as ``python -m dask ...``, the same entry point as the
-``dask`` script) on 127.0.0.1. Faults are real too: SIGKILL for a worker in the middle of a
-job, SIGKILL for the scheduler in the middle of a sweep. The reference for every result is the
-same sweep on the local process pool, compared byte for byte (``summary.csv``, each job's
-``metrics.csv``). Tests that need Dask are skipped when the ``cluster`` extra is missing.
+Every cluster here is real: frnn's own local cluster (``open_dask``: worker processes), or the
+``dask scheduler`` and ``dask worker`` programs (run as ``python -m dask ...``, the same entry
+point as the ``dask`` script) on 127.0.0.1. Faults are real too: SIGKILL for a worker in the
+middle of a job, SIGKILL for the scheduler in the middle of a sweep, SIGINT to frnn's process
+group (Ctrl-C), addresses where nothing listens or where a server never answers. The
+reference for every result is the same sweep or comparison on the local process pool,
+compared byte for byte (``summary.csv``, ``compare.csv``, each job's ``metrics.csv``). Tests
+that need Dask are skipped when the ``cluster`` extra is missing.
 """
 
 from __future__ import annotations
@@ -86,12 +88,14 @@ def reference(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def local_cluster():
-    """A real LocalCluster: two worker processes of one thread each, and a client."""
-    from distributed import Client, LocalCluster
+    """frnn's own local Dask cluster (two worker processes of one thread each); yields its client."""
+    from frnn_cli.experiment.dask_executor import open_dask
 
-    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster, \
-            Client(cluster, set_as_default=False) as client:
-        yield client
+    executor = open_dask(workers=2)
+    try:
+        yield executor.client
+    finally:
+        executor.shutdown()
 
 
 @pytest.fixture
@@ -137,6 +141,47 @@ def test_local_cluster_sweep_equals_the_local_pool_byte_for_byte(local_cluster, 
     assert (tmp_path / "summary.csv").read_bytes() == (reference["SHORT"] / "summary.csv").read_bytes()
     _same_jobs(tmp_path, reference["SHORT"])
     assert json.loads((tmp_path / "meta.json").read_text())["executor"] == executor.description
+
+
+@needs_dask
+def test_frnns_local_cluster_workers_run_one_blas_thread_without_dasks_malloc_setting(local_cluster):
+    from frnn_cli.experiment.dask_executor import ONE_BLAS_THREAD, _blas_environment
+
+    envs = local_cluster.run(_blas_environment)
+    assert len(envs) == 2 and all(env == ONE_BLAS_THREAD for env in envs.values()), envs
+    # Dask's own default would set MALLOC_TRIM_THRESHOLD_=65536 (20-30 % slower jobs); frnn leaves it out.
+    assert set(local_cluster.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()) == {None}
+    # The preload: Ctrl-C reaches the workers too (one process group), and they leave it to frnn.
+    assert set(local_cluster.run(lambda: signal.getsignal(signal.SIGINT) is signal.SIG_IGN).values()) == {True}
+
+
+RECIPES = """\
+plain: {description: the reference setting, source: this test, set: {}, tune: {lr: [1, 3]}}
+wide: {description: weights in +-0.3, source: this test, set: {init_scale: 0.3}, tune: {lr: [1, 3]}}
+"""
+
+
+@needs_dask
+def test_compare_on_dask_equals_the_local_pool_byte_for_byte(cli, local_cluster, tmp_path):
+    """frnn compare of two recipes (8 jobs) on the local pool and, by --scheduler, on the cluster."""
+    (tmp_path / "recipes.yaml").write_text(RECIPES)
+    words = ["compare", "--recipes", "plain,wide", "--recipes-file", str(tmp_path / "recipes.yaml"), "T=1,2",
+             "--seeds", "1", "steps=60", "eval_every=20", "n_val=64", "n_test=200"]
+    address = local_cluster.scheduler.address
+    folders = {}
+    for name, how in (("local", ["--workers", "2"]), ("dask", ["--executor", "dask", "--scheduler", address])):
+        r = cli(*words, *how, "--runs-dir", str(tmp_path / name))
+        expect_exit(r, 0)
+        (folders[name],) = (tmp_path / name).iterdir()
+    meta = json.loads((folders["dask"] / "meta.json").read_text())
+    assert meta["executor"] == f"on a Dask cluster at {address} with 2 workers", meta
+    local, dask = folders["local"], folders["dask"]
+    assert (dask / "compare.csv").read_text().count("\n") == 5  # the header, 2 recipes x 2 T
+    assert (dask / "compare.csv").read_bytes() == (local / "compare.csv").read_bytes()
+    for recipe in ("plain", "wide"):
+        assert (dask / "recipes" / recipe / "summary.csv").read_bytes() == \
+            (local / "recipes" / recipe / "summary.csv").read_bytes(), recipe
+        _same_jobs(dask / "recipes" / recipe, local / "recipes" / recipe)
 
 
 @needs_dask
@@ -247,15 +292,79 @@ def test_a_lost_scheduler_stops_the_sweep_like_an_interrupt_and_it_resumes_local
 
 
 @needs_dask
-def test_an_unreachable_scheduler_is_one_line_and_exit_2_within_seconds(cli, tmp_path):
-    address = f"tcp://127.0.0.1:{_free_port()}"  # nothing listens there
+@linux
+def test_ctrl_c_stops_a_dask_sweep_at_exit_130_and_resume_on_the_local_pool_finishes_it(reference, tmp_path):
+    """SIGINT to the process group of ``frnn sweep --executor dask`` (what Ctrl-C in a terminal
+    does: frnn and its local cluster's workers) once a job has finished."""
+    proc = subprocess.Popen([*FRNN, "sweep", *LONG, "--seeds", "1", "--executor", "dask", "--workers", "2",
+                             "--runs-dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _wait_for(lambda: len(list(tmp_path.glob("*-sweep-*/jobs/*/summary.json"))) >= 1, 60, "a finished job")
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err, err
+    d = _sweep_dir(tmp_path)
+    meta = json.loads((d / "meta.json").read_text())
+    assert meta["status"] == "interrupted" and meta["executor"] == "on a local Dask cluster with 2 workers", meta
+    assert not (d / "summary.csv").exists()
+    assert len(list(d.glob("jobs/*/summary.json"))) < 6, "every job finished before the interrupt"
+
+    def group_gone() -> bool:  # no worker of the local cluster outlives frnn
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    _wait_for(group_gone, 10, "the local cluster's workers to exit")
+    r = subprocess.run([*FRNN, "sweep", "--resume", str(d), "--workers", "2"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert (d / "summary.csv").read_bytes() == (reference["LONG"] / "summary.csv").read_bytes()
+    _same_jobs(d, reference["LONG"])
+    assert json.loads((d / "meta.json").read_text())["status"] == "completed"
+
+
+@pytest.fixture
+def silent_server():
+    """A TCP port that accepts connections and never says a word (like an HTTP server, e.g. the dashboard)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        yield f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+@needs_dask
+@pytest.mark.parametrize("where", ["refused", "unknown host", "silent server"])
+def test_no_scheduler_at_the_address_is_one_line_and_exit_2_without_the_clients_wait(cli, tmp_path, request, where):
+    """A refused port or an unknown host fails at once (Dask's client would retry them for the
+    whole 5 s timeout); a server that never sends Dask's handshake after the 5 s (the client
+    would wait for it forever)."""
+    import distributed  # noqa: F401 -- imported before the clock starts: a cold import is not what is timed
+
+    from frnn_cli.experiment.dask_executor import CONNECT_TIMEOUT_SECONDS
+
+    address = {"refused": lambda: f"tcp://127.0.0.1:{_free_port()}",  # nothing listens there
+               "unknown host": lambda: "tcp://no-such-host.invalid:8786",  # .invalid never resolves (RFC 2606)
+               "silent server": lambda: request.getfixturevalue("silent_server")}[where]()
     start = time.monotonic()
     r = cli("sweep", "T=1", "--executor", "dask", "--scheduler", address, "--runs-dir", str(tmp_path))
     seconds = time.monotonic() - start
     expect_exit(r, 2)
     assert r.stderr.startswith(f"error: --scheduler: no Dask scheduler at {address} ("), msg(r)
     assert r.stderr.count("\n") == 1, msg(r)
-    assert seconds < 15, f"{seconds:.1f} s"
+    if where == "silent server":
+        assert "sent no Dask handshake within 5 s" in r.stderr, msg(r)
+        assert CONNECT_TIMEOUT_SECONDS <= seconds < CONNECT_TIMEOUT_SECONDS + 3, f"{seconds:.1f} s"
+    else:
+        assert ("ConnectionRefusedError" if where == "refused" else "gaierror") in r.stderr, msg(r)
+        assert seconds < 2, f"{seconds:.1f} s"  # the client's timeout would take 5 s
     assert list(tmp_path.iterdir()) == []  # no sweep folder is made
 
 

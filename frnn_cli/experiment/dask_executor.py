@@ -13,7 +13,8 @@ What this module adds is what frnn's contracts need around it:
   a ``KeyboardInterrupt``), so the sweep records "interrupted" and ``--resume`` finishes it,
   instead of recording every job in flight as failed;
 * bad input -- the extra not installed, an address nobody answers at -- is one line
-  (:class:`frnn_cli.errors.BadInput`), within :data:`CONNECT_TIMEOUT_SECONDS`.
+  (:class:`frnn_cli.errors.BadInput`): at once for an unknown host or a refused port, within
+  :data:`CONNECT_TIMEOUT_SECONDS` otherwise (:func:`_unreachable`).
 
 Jobs write their folders themselves, on the worker; a remote worker must therefore see the
 sweep folder at the same path (a shared file system), which :func:`run_job
@@ -32,7 +33,8 @@ from typing import Any, Callable
 
 from frnn_cli.errors import BadInput, Note
 
-#: Seconds to wait for a scheduler to answer before ``--scheduler`` is reported unreachable.
+#: Seconds to wait for a scheduler to answer before ``--scheduler`` is reported unreachable
+#: (an unknown host or a refused port is reported at once, see :func:`_unreachable`).
 CONNECT_TIMEOUT_SECONDS = 5.0
 #: Seconds the worker count is cached (it is asked for before every submission).
 WORKERS_REFRESH_SECONDS = 1.0
@@ -104,10 +106,11 @@ class DaskExecutor(Executor):
         workers" (and the thread count when it differs from the worker count).
     address : str
         The scheduler's address.
+    client : distributed.Client
     """
 
     def __init__(self, client: Any, cluster: Any = None) -> None:
-        self._client = client
+        self.client = client
         self._cluster = cluster
         self._inner = client.get_executor(pure=False)
         self.address = str(client.scheduler.address)
@@ -123,9 +126,9 @@ class DaskExecutor(Executor):
     @property
     def workers(self) -> int:
         now = time.monotonic()
-        if now - self._counted_at >= WORKERS_REFRESH_SECONDS and self._client.status == "running":
+        if now - self._counted_at >= WORKERS_REFRESH_SECONDS and self.client.status == "running":
             try:
-                self._nthreads = dict(self._client.nthreads())
+                self._nthreads = dict(self.client.nthreads())
             except Exception:  # the connection broke just now: keep the last count
                 pass
             self._counted_at = now
@@ -154,7 +157,7 @@ class DaskExecutor(Executor):
         """
         if self._closed:
             raise RuntimeError("cannot submit jobs after shutdown")
-        if self._client.status != "running":
+        if self.client.status != "running":
             raise self._lost()
         inner = self._inner.submit(fn, *args, **kwargs)
         outer: Future = Future()
@@ -172,7 +175,7 @@ class DaskExecutor(Executor):
                 pass
 
         def cancel_inner(mine: Future) -> None:  # frnn cancelled a job not yet finished
-            if mine.cancelled() and not self._closed and self._client.status == "running":
+            if mine.cancelled() and not self._closed and self.client.status == "running":
                 inner.cancel()
 
         inner.add_done_callback(relay)
@@ -190,7 +193,7 @@ class DaskExecutor(Executor):
         self._closed = True
         try:
             # Closing the client releases its tasks: the scheduler drops those not started.
-            self._client.close(timeout=CONNECT_TIMEOUT_SECONDS)
+            self.client.close(timeout=CONNECT_TIMEOUT_SECONDS)
             if self._cluster is not None:
                 self._cluster.close(timeout=CONNECT_TIMEOUT_SECONDS)
         except Exception:  # the scheduler is gone already; nothing is left to close cleanly
@@ -198,6 +201,43 @@ class DaskExecutor(Executor):
         finally:
             for handler, level in self._handlers:
                 handler.setLevel(level)
+
+
+def _unreachable(address: str) -> str | None:
+    """Why no Dask scheduler can answer at a tcp:// ``address``, or None if one may.
+
+    One plain TCP connection, made before the client's, for two faults the client handles
+    badly. It retries an unknown host or a refused port until its timeout (a scheduler may be
+    starting), so a mistyped address took the whole :data:`CONNECT_TIMEOUT_SECONDS` to report;
+    here they are reported at once. And it waits without a limit for the handshake of a server
+    that accepts the connection but never answers -- an HTTP server such as the dashboard at
+    :8787, a firewall that accepts -- so frnn hung; a Dask listener sends its handshake first,
+    unasked, so here the first byte must come within :data:`CONNECT_TIMEOUT_SECONDS`. A
+    scheduler that is only slow otherwise is left to the client and its timeout, as before.
+    The scheduler logs the probe at INFO ("Connection from ... closed before handshake
+    completed"). None also for an address the client should judge itself: another scheme
+    (tls://, ...), no port.
+    """
+    import socket
+
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(address, strict=False)
+        host, port = parse_host_port(location)
+    except ValueError:
+        return None
+    if scheme != "tcp":
+        return None
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_SECONDS) as sock:
+            try:
+                first = sock.recv(1)
+            except TimeoutError:
+                return f"it accepts connections but sent no Dask handshake within {CONNECT_TIMEOUT_SECONDS:g} s"
+    except OSError as exc:  # socket.gaierror, ConnectionRefusedError, TimeoutError, ...
+        return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    return None if first else "it closed the connection without a Dask handshake"
 
 
 def open_dask(scheduler: str | None = None, workers: int | None = None) -> DaskExecutor:
@@ -224,7 +264,8 @@ def open_dask(scheduler: str | None = None, workers: int | None = None) -> DaskE
     ------
     BadInput
         If dask[distributed] is not installed, if ``workers`` is given with ``scheduler``, or
-        if no scheduler answers at ``scheduler`` within :data:`CONNECT_TIMEOUT_SECONDS`.
+        if no scheduler answers at ``scheduler``: at once if its host is unknown or its port
+        refused (:func:`_unreachable`), else within :data:`CONNECT_TIMEOUT_SECONDS`.
     """
     try:
         from distributed import Client, LocalCluster
@@ -248,11 +289,12 @@ def open_dask(scheduler: str | None = None, workers: int | None = None) -> DaskE
     if workers is not None:
         raise BadInput(f"--workers: the cluster at {scheduler} has the workers started for it; "
                        "--workers sizes the local pool or a local Dask cluster only")
-    reason = None
-    try:
-        client = Client(scheduler, timeout=CONNECT_TIMEOUT_SECONDS, set_as_default=False)
-    except Exception as exc:  # refused, timed out, a malformed address, a reply that is not Dask's
-        reason = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    reason = _unreachable(scheduler)
+    if reason is None:
+        try:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT_SECONDS, set_as_default=False)
+        except Exception as exc:  # timed out, a malformed address, a reply that is not Dask's
+            reason = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
     if reason is not None:
         # Raised outside the except block, after a collection: a client that failed for a reason
         # other than OSError is left half-open, and the traceback would keep it alive until exit,
