@@ -293,12 +293,18 @@ def test_a_lost_scheduler_stops_the_sweep_like_an_interrupt_and_it_resumes_local
 
 @needs_dask
 @linux
+def default_sigint() -> None:
+    """In a child before exec: SIGINT back to its default action, as a terminal gives it (a shell
+    running the tests in the background hands its children SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_a_dask_sweep_at_exit_130_and_resume_on_the_local_pool_finishes_it(reference, tmp_path):
     """SIGINT to the process group of ``frnn sweep --executor dask`` (what Ctrl-C in a terminal
     does: frnn and its local cluster's workers) once a job has finished."""
     proc = subprocess.Popen([*FRNN, "sweep", *LONG, "--seeds", "1", "--executor", "dask", "--workers", "2",
                              "--runs-dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=default_sigint)
     try:
         _wait_for(lambda: len(list(tmp_path.glob("*-sweep-*/jobs/*/summary.json"))) >= 1, 60, "a finished job")
         os.killpg(proc.pid, signal.SIGINT)

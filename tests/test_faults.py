@@ -137,6 +137,11 @@ def test_sigkill_of_a_sweep_parent_leaves_no_worker_running(tmp_path):
                 pass
 
 
+def default_sigint() -> None:
+    """In a child before exec: SIGINT back to its default action (a terminal's Ctrl-C)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 SWEEP = ["sweep", "T=1,2", "lr=1", "steps=1500", "eval_every=50", "stop_loss=null", "n_val=64", "n_test=64",
          "--seeds", "3", "--workers", "1"]
 
@@ -150,9 +155,11 @@ def uninterrupted_summary(tmp_path_factory) -> str:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupted_sweep_exits_130_and_resumes_to_the_same_summary(tmp_path, sig, uninterrupted_summary):
-    # A new session, so that SIGINT can go to the whole process group as Ctrl-C sends it.
+    # A new session, so that SIGINT can go to the whole process group as Ctrl-C sends it; and
+    # SIGINT's default disposition, as a terminal gives it (a shell running the tests in the
+    # background hands its children SIGINT ignored, and Python then installs no Ctrl-C handler).
     proc = subprocess.Popen([*FRNN, *SWEEP, "--runs-dir", str(tmp_path)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
+                            stderr=subprocess.PIPE, start_new_session=True, preexec_fn=default_sigint)
     sweep_dir = _wait_for(lambda: _one_folder(tmp_path, "sweep"), 30, "the sweep folder", proc)
     _wait_for(lambda: len(list(sweep_dir.glob("jobs/*/summary.json"))) >= 1, 60, "a finished job", proc)
     if sig == signal.SIGINT:
