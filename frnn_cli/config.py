@@ -485,7 +485,23 @@ IDLE_WITH = {
     "lr": ("optimizer", ("guess",)),
     "clip": ("optimizer", ("guess",)),
     "batch_size": ("optimizer", ("guess",)),
+    # Guessing reports once per chunk of trials and stops at the first that solves the
+    # screening set: no evaluation interval, early stopping or divergence.
+    "eval_every": ("optimizer", ("guess",)),
+    "patience": ("optimizer", ("guess",)),
+    "stop_loss": ("optimizer", ("guess",)),
+    "diverge_loss": ("optimizer", ("guess",)),
 }
+
+
+def unused_by(key: str, decider_values: list[Any]) -> list[Any]:
+    """The values of ``key``'s deciding key (see :data:`ACTS_ONLY_WITH`, :data:`IDLE_WITH`)
+    among ``decider_values`` under which ``key`` does nothing; [] for a key always used."""
+    if key in ACTS_ONLY_WITH:
+        return [v for v in decider_values if v not in ACTS_ONLY_WITH[key][1]]
+    if key in IDLE_WITH:
+        return [v for v in decider_values if v in IDLE_WITH[key][1]]
+    return []
 
 
 def ignored_keys(given: Any, settings: dict[str, list[Any]]) -> list[str]:

@@ -244,3 +244,29 @@ def test_sweep_notes_a_key_no_job_uses_but_not_one_some_job_uses(cli, tmp_path):
     assert "note: forget_bias is ignored: it acts only with model=lstm, and model=rnn here" in r.stderr, r.stderr
     r = cli("sweep", "T=1,2", "optimizer=sgd,momentum", "momentum=0.5", "--dry-run", "--runs-dir", str(tmp_path))
     assert r.exit_code == 0 and "note:" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("words, fragment", [
+    (["optimizer=guess", "lr=0.1,1"], "lr=0.1,1: optimizer=guess does not use lr"),
+    (["optimizer=guess,adam"], "optimizer=guess does not use lr"),  # the default lr grid
+    (["momentum=0.5,0.9"], "momentum=0.5,0.9: optimizer=sgd does not use momentum"),
+    (["optimizer=guess", "eval_every=10,20"], "optimizer=guess does not use eval_every"),
+])
+def test_a_list_for_a_key_some_jobs_do_not_use_is_refused(cli, tmp_path, words, fragment):
+    # Those jobs would run once per value with identical results.
+    r = cli("sweep", "T=1,2", *words, "--runs-dir", str(tmp_path))
+    assert r.exit_code == 2 and fragment in r.stderr and not any(tmp_path.iterdir()), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_a_list_for_a_key_every_job_uses_is_swept(cli, tmp_path):
+    r = cli("sweep", "T=1,2", "optimizer=momentum", "momentum=0.5,0.9", "lr=1", "--dry-run", "--runs-dir", str(tmp_path))
+    assert r.exit_code == 0 and "12 jobs: T=1,2 x momentum=0.5,0.9 x 3 seeds" in r.stdout, r.stdout + r.stderr
+
+
+def test_a_recipe_tuning_a_key_its_setting_does_not_use_is_refused(cli, tmp_path):
+    f = tmp_path / "r.yaml"
+    f.write_text("g2:\n  set: {optimizer: guess}\n  tune: {lr: [0.1, 1]}\n  description: x\n  source: y\n")
+    r = cli("compare", "--recipes-file", str(f), "--recipes", "g2", "T=1", "--runs-dir", str(tmp_path / "runs"))
+    assert r.exit_code == 2 and "recipe 'g2': lr=0.1,1: optimizer=guess does not use lr" in r.stderr, r.stderr
+    assert not (tmp_path / "runs").exists()

@@ -108,6 +108,35 @@ def ignored_key_notes(spec: SweepSpec, config_file: str | Path | None, words: li
     return config.ignored_keys(given, settings)
 
 
+def check_no_idle_lists(base: Config, grid_: dict[str, list[Any]]) -> None:
+    """Refuse a list of values for a key that some of the jobs do not use.
+
+    Such jobs would be trained once per value with identical results (e.g. ``lr=0.1,1`` with
+    ``optimizer=guess``, which has no learning rate, or ``momentum=0.5,0.9`` with plain SGD),
+    and the tuned value "chosen" among them would mean nothing.
+
+    Raises
+    ------
+    BadInput
+        Naming the key, the setting that ignores it and what to do instead.
+    """
+    for key, values in grid_.items():
+        if len(values) < 2:
+            continue
+        rule = config.ACTS_ONLY_WITH.get(key) or config.IDLE_WITH.get(key)
+        if rule is None:
+            continue
+        decider = rule[0]
+        idle = config.unused_by(key, list(grid_.get(decider, [getattr(base, decider)])))
+        if idle:
+            raise BadInput(
+                f"{key}={','.join(f'{v:g}' if isinstance(v, float) else str(v) for v in values)}: "
+                f"{decider}={idle[0]} does not use {key}, so its jobs would "
+                f"repeat once per {key} value; give one {key} value, or run {decider}={idle[0]} on its own "
+                f"(frnn compare runs settings with different grids side by side)"
+            )
+
+
 def _check_seeds(seeds: Any) -> int:
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise BadInput(f"seeds: expected an integer >= 1, got {seeds!r}")
@@ -143,6 +172,7 @@ def _make_spec(base: Config, g: dict[str, list[Any]], axis: str, seeds: int, def
     swept = {axis: g[axis], **{k: v for k, v in g.items() if k != axis and len(v) > 1}}
     if axis == "T" and "T" in swept:
         swept["T"] = sorted(swept["T"])
+    check_no_idle_lists(base, swept)
     return SweepSpec(base=base, grid=swept, axis=axis, seeds=seeds)
 
 

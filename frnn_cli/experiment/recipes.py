@@ -59,7 +59,8 @@ def recipe_from_dict(name: str, data: Any, where: str) -> Recipe:
     ------
     BadInput
         If the entry is not a mapping, has unknown fields, sets or tunes an unknown key or
-        a bad value, or tunes T (the axis of every comparison).
+        a bad value, tunes T (the axis of every comparison), or tunes a key its setting does
+        not use (e.g. lr with optimizer=guess: :func:`frnn_cli.experiment.plan.check_no_idle_lists`).
     """
     if not isinstance(data, dict):
         raise BadInput(f"{where}: recipe {name!r} must be a mapping with {', '.join(_FIELDS)}")
@@ -74,6 +75,9 @@ def recipe_from_dict(name: str, data: Any, where: str) -> Recipe:
     try:
         typed = {str(k): config.coerce(Config, str(k), v) for k, v in sets.items()}
         grid_ = grid.parse_grid(Config, tune)
+        from frnn_cli.experiment.plan import check_no_idle_lists  # plan imports nothing of this module
+
+        check_no_idle_lists(config.build(Config, typed), grid_)
     except BadInput as exc:
         raise BadInput(f"{where}: recipe {name!r}: {exc}") from None
     return Recipe(name=str(name), description=str(data.get("description") or ""), source=str(data.get("source") or ""),
