@@ -359,8 +359,8 @@ class RecurrentNetwork:
         if rounding is not None:
             warnings.warn(
                 f"grad_check on a {self.dtype} network: backward() was checked on a float64 copy of the weights "
-                f"and the batch ({self.dtype} cannot resolve eps={eps:g} or thresh={thresh:g}); its {self.dtype} "
-                f"gradients differ from the float64 copy's by up to {rounding:.1e} (rounding)",
+                f"and the batch ({self.dtype} keeps ~7 digits of the loss, too few for central differences); its "
+                f"{self.dtype} gradients differ from the float64 copy's by up to {rounding:.1e} (rounding)",
                 RuntimeWarning, stacklevel=2,
             )
         raise_on_failure(results, thresh)

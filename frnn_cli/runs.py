@@ -413,7 +413,9 @@ def train_summary(result, cfg) -> dict:
         "optimizer": cfg.optimizer,
         "seed": cfg.seed,
         "network": cfg.model,
-        "model": f"model.npz: {names} of the best validation checkpoint (step {result.best_step})",
+        "model": (f"model.npz: {names} of the best validation checkpoint (step {result.best_step})"
+                  if result.trial is None else f"model.npz: {names} of the network drawn at trial {result.trial + 1} "
+                  f"(k = {result.trial})"),
         "mechanism": mechanism.as_dict(),
         "st1_sequences": result.st1_sequences,
         "st2_sequences": result.st2_sequences,

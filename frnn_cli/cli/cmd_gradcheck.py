@@ -74,7 +74,7 @@ def gradcheck(
         console.print("runs in float64: central differences need the loss to ~16 digits", highlight=False)
     else:
         console.print(f"dtype={cfg.dtype}: backward checked on a float64 copy of the weights", highlight=False)
-        console.print(f"({cfg.dtype} cannot resolve eps={eps:g}); {cfg.dtype} rounding of the", highlight=False)
+        console.print(f"({cfg.dtype} keeps ~7 digits of the loss); {cfg.dtype} rounding of the", highlight=False)
         console.print(f"gradients: up to {rounding:.1e}", highlight=False)
     try:
         raise_on_failure(results, thresh)

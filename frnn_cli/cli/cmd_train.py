@@ -88,7 +88,8 @@ def _summary_table(summary: dict, steps: int) -> Table:
          f"step {summary['best_step']}" if not guess else _trial_text(summary)),
         ("  validation accuracy / loss", f"{best['val_acc']:.3f} / {best['val_loss']:.4f}"),
         ("  ||R||_2 / ||da(T)/da(1)||_2", f"{best['R_spectral_norm']:.3g} / {best['jacobian_norm']:.3g}"),
-        (f"last evaluation (step {final['step']})", f"val acc {final['val_acc']:.3f} / loss {final['val_loss']:.4f}"),
+        (f"last evaluation ({'after trial' if guess else 'step'} {final['step']})",
+         f"val acc {final['val_acc']:.3f} / loss {final['val_loss']:.4f}"),
         (f"test accuracy ({test['n']} fresh sequences)", f"{test['accuracy']:.4f} ({test['correct']}/{test['n']})"),
         ("test loss (nats; chance 0.693)", f"{test['loss']:.4f}"),
         ("p-value (one-sided binomial vs 0.5)", _p_text(test["p_value"])),
@@ -144,7 +145,8 @@ def train(
     try:
         if err_console.is_terminal:
             progress = Progress(
-                TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
+                TextColumn("guessing" if cfg.optimizer == "guess" else "training"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("trials" if cfg.optimizer == "guess" else "steps"),
                 TextColumn("val acc {task.fields[acc]}"), TimeElapsedColumn(),
                 console=err_console, transient=True,
             )
@@ -166,7 +168,7 @@ def train(
             summary = run_train_job(cfg, run_dir, plots=plots, argv=argv, callback=show)
             plain.finish()
     except KeyboardInterrupt:
-        at = f" after step {last[-1].step}" if last else ""
+        at = f" after {'trial' if cfg.optimizer == 'guess' else 'step'} {last[-1].step}" if last else ""
         err_console.print(f"interrupted{at}; files written so far are in {run_dir}", markup=False, highlight=False,
                           soft_wrap=True)
         raise
