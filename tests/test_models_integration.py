@@ -71,6 +71,7 @@ def test_a_guessing_run_that_gives_up_stores_and_names_the_most_accurate_trial(t
     k = int(np.argmax(correct))
     assert max(correct) < cfg.screen_n and summary["trial"] == k, (summary["trial"], k, max(correct))
     assert summary["mechanism"]["label"] == "none" or f"trial {k + 1}" in summary["mechanism"]["reason"]
+    assert summary["model"] == f"model.npz: W, R, V of the network drawn at trial {k + 1} (k = {k})"
     with np.load(tmp_path / "model.npz") as f:
         again = guess.draw_trial(k, ss[0], 1, 32, 1, "uniform", 10.0)
         for name in ("W", "R", "V"):
