@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from helpers import expect_exit
 from helpers import msg as _msg
 
@@ -218,6 +220,39 @@ def test_resume_of_a_finished_compare_runs_nothing_and_gives_the_same_files(smal
     assert (d / "compare.csv").read_text() == before
 
 
+def test_the_seconds_of_a_comparison_count_its_plots(small_compare, cli, tmp_path, monkeypatch):
+    """A finished comparison resumed runs no job, but writes every recipe's files and plots and its
+    own: its "seconds" are the wall time until its last plot, not the time before the plots."""
+    import shutil
+    import time
+
+    from frnn_cli.experiment import sweep
+
+    _, done = small_compare
+    d = tmp_path / "again"
+    shutil.copytree(done, d)
+    seen: dict[str, float] = {}
+    start_files, write_plots = sweep.start_files, compare.write_plots
+
+    def first_file(*args, **kw):
+        seen.setdefault("start", time.perf_counter())
+        return start_files(*args, **kw)
+
+    def plots(*args, **kw):
+        out = write_plots(*args, **kw)
+        seen["plotted"] = time.perf_counter()
+        return out
+
+    monkeypatch.setattr(sweep, "start_files", first_file)
+    monkeypatch.setattr(compare, "write_plots", plots)
+    before = time.perf_counter()
+    r = cli("compare", "--resume", str(d), "--workers", "1")
+    wall = time.perf_counter() - before
+    expect_exit(r, 0)
+    seconds = json.loads((d / "summary.json").read_text())["seconds"]
+    assert seen["plotted"] - seen["start"] - 0.01 <= seconds <= wall, (seconds, seen, wall)
+
+
 def test_compare_refuses_lists_other_than_T(cli, tmp_path):
     r = cli("compare", "lr=0.1,0.3", "--dry-run", "--runs-dir", str(tmp_path))
     expect_exit(r, 2)
@@ -295,3 +330,49 @@ def test_an_interrupt_while_the_files_are_written_is_recorded_and_resume_finishe
     assert meta["status"] == "completed" and (d / "plots" / "max_T.png").is_file()
     assert (meta["command"], meta["start_time"]) == (first["command"], first["start_time"])
     assert first["resumed"] == [] and len(meta["resumed"]) == 1 and meta["resumed"][0]["start_time"] >= first["start_time"]
+
+
+def _fake_comparison(T: list[int]) -> tuple[list[str], dict, dict]:
+    """The eleven built-in recipes' names, each with one row per T: learned by gradient up to
+    T = 3, beyond that by the recipe's own way (a latch, the read-out, guessing) or not at all."""
+    names = list(recipes.load_recipes(recipes.BUILTIN))
+    ways = ["latch", "readout", "guess", "none"]
+    sweeps, summary = {}, {"recipes": {}}
+    for i, name in enumerate(names):
+        rows = [{"T": t, "test_acc": [1.0], "learned": t <= 3 or ways[i % 4] != "none",
+                 "gradient": {"learned": t <= 3}, "how": "gradient" if t <= 3 else ways[i % 4], "best_step": [1200]}
+                for t in T]
+        sweeps[name] = {"rows": rows, "unit": "steps"}
+        learned = [r["T"] for r in rows if r["learned"]]
+        summary["recipes"][name] = {"max_T": max(learned), "max_T_gradient": 3}
+    return names, summary, sweeps
+
+
+def test_at_80_columns_the_compare_table_keeps_every_recipe_and_mark():
+    """The default T grid at 80 columns: every recipe's row shows its name and one mark per T, as
+    the rows say (Rich used to shrink every column of a table wider than the terminal)."""
+    from frnn_cli.cli.show import compare_table
+
+    T = list(compare.DEFAULT_T)
+    names, summary, sweeps = _fake_comparison(T)
+    marks = {"latch": "L", "readout": "V", "guess": "G"}
+    for width in (80, 120):
+        console = Console(width=width, file=io.StringIO(), record=True, color_system=None)
+        console.print(compare_table(names, T, summary, sweeps))
+        shown = console.export_text().splitlines()
+        assert max(len(ln) for ln in shown) <= width, shown
+        for name in names:
+            (line,) = [ln.replace("│", " ").split() for ln in shown if ln.replace("│", " ").split()[:1] == [name]]
+            expected = ["✓" if r["gradient"]["learned"] else marks.get(r["how"], "✗") for r in sweeps[name]["rows"]]
+            assert line[1:1 + len(T)] == expected, (width, line)
+            assert line[1 + len(T):1 + len(T) + 2] == [str(summary["recipes"][name]["max_T"]), "(3)"], (width, line)
+        assert ("┃" in "".join(shown)) == (width == 120), shown  # the boxed table where it fits
+
+
+def test_the_guess_mark_says_beat_chance_not_solved():
+    """A guessing seed is "learned" when its tested network beats chance, whether or not any trial
+    solved the screening set: the legend must not promise a solution."""
+    from frnn_cli.cli.show import COMPARE_LEGEND
+
+    (entry,) = [e for e in COMPARE_LEGEND if e.startswith("G ")]
+    assert "solved by" not in entry and "beat chance" in entry and "need not have solved" in entry, entry

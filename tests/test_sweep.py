@@ -142,6 +142,37 @@ def test_an_interrupt_while_plotting_is_recorded_and_resume_writes_the_plots(sma
     assert len(meta["resumed"]) == 2  # both resumptions are on record
 
 
+def test_the_seconds_reported_are_the_wall_time_until_the_plots_are_drawn(small_sweep, tmp_path, cli, monkeypatch):
+    """A resumed sweep with nothing left to run spends its time drawing the plots: "seconds" (in
+    summary.json and on screen) must count them, from the sweep's first file to its last plot."""
+    import time
+
+    _, done = small_sweep
+    d = tmp_path / "again"
+    shutil.copytree(done, d)
+    seen: dict[str, float] = {}
+    start_files, write_plots = sweep.start_files, sweep.write_plots
+
+    def first_file(*args, **kw):
+        seen["start"] = time.perf_counter()
+        return start_files(*args, **kw)
+
+    def plots(*args, **kw):
+        out = write_plots(*args, **kw)
+        seen["plotted"] = time.perf_counter()
+        return out
+
+    monkeypatch.setattr(sweep, "start_files", first_file)
+    monkeypatch.setattr(sweep, "write_plots", plots)
+    before = time.perf_counter()
+    r = cli("sweep", "--resume", str(d), "--workers", "1")
+    wall = time.perf_counter() - before
+    assert r.exit_code == 0, _msg(r)
+    seconds = json.loads((d / "summary.json").read_text())["seconds"]
+    assert seen["plotted"] - seen["start"] - 0.01 <= seconds <= wall, (seconds, seen, wall)
+    assert f"; {seconds:.1f} s" in r.stdout, r.stdout
+
+
 def test_resume_refuses_a_different_grid(small_sweep, cli):
     _, d = small_sweep
     r = cli("sweep", "--resume", str(d), "T=1..3", "lr=1e-4,3", "--seeds", "2", *SMALL)

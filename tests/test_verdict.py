@@ -183,9 +183,14 @@ def test_an_unlearned_axis_value_has_no_edge_and_the_answer_names_the_grid_tried
     s = verdict.summarize("T", {"T": [2, 5, 6], "lr": [0.1, 81.0]}, 3, 0.01, members)
     s["n_test"] = 200
     assert [r["at_edge"] for r in s["rows"]] == [{"lr": "largest"}, {"lr": "largest"}, {}]
+    # T = 2 is shown with lr 81 (a latch) but was learned by gradient at lr 0.1, while T = 5 was
+    # learned only by a latch: the lines name both, T = 2 with the lr of its gradient answer.
+    # Only T = 2 and 5 were swept up to 5: the first line names them, not "every T from 2 to 5".
     assert [line.replace("[bold]", "").replace("[/]", "") for line in answer_lines(s)] == [
-        "maximal T better than chance: 5 (every T from 2 up to 5 learned)",
+        "maximal T better than chance: 5 (every T swept from 2 up to 5 learned: 2, 5)",
         "by gradient descent in its stable regime: 2",
+        "  T = 2: by gradient with lr=0.1; the table shows the setting chosen over all mechanisms, which learned by "
+        "a weight blow-up into a latch (not by carrying the error back through time)",
         "  T = 5 learned only by a weight blow-up into a latch (not by carrying the error back through time); "
         "see README, 'How a network learned'",
         "T = 6 not learned with any lr from 0.1 to 81 (the choice there is noise; a wider grid may change this)",

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import math
 import statistics
+from dataclasses import dataclass
 from typing import Any
 
-from rich.console import Console
+from rich import box
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.table import Table
+from rich.text import Text
 
 #: What each learning mechanism means, in the words of the final lines.
 HOW_WORDS = {
@@ -31,7 +35,8 @@ _MARK_STYLE = {"gradient": "green", "latch": "yellow", "guess": "cyan", "readout
 COMPARE_LEGEND = (
     "✓ learned by gradient descent in its stable regime, at some tuned setting",
     "L learned only by a weight blow-up into a latch",
-    "G solved by random weight guessing",
+    "G learned (beat chance) by random weight guessing; the network tested need not have solved the "
+    "screening set",
     "V learned by the read-out alone (R frozen)",
     "✗ not learned",
     "– skipped (failed at two T before)",
@@ -62,15 +67,15 @@ def compact(values: list[Any]) -> str:
     return ", ".join(out)
 
 
-def print_table(console: Console, table: Table, lines: list[str]) -> None:
+def print_table(console: Console, table: RenderableType, lines: list[str]) -> None:
     """Print ``table`` on a terminal, else ``lines`` as plain text (a log keeps no box drawing).
 
     Parameters
     ----------
     console : rich.console.Console
         Where to print; ``console.is_terminal`` decides the form.
-    table : rich.table.Table
-        The form for a terminal.
+    table : rich renderable
+        The form for a terminal (a :class:`FittedTable` or a Rich table).
     lines : list of str
         The same content without markup, one line per table row plus its title and legend.
     """
@@ -79,6 +84,160 @@ def print_table(console: Console, table: Table, lines: list[str]) -> None:
     else:
         for line in lines:
             console.print(line, markup=False, highlight=False)
+
+
+@dataclass
+class Column:
+    """One column of a :class:`FittedTable`.
+
+    Attributes
+    ----------
+    header : str
+        The header of the full table (may hold a line break).
+    justify : str
+        "left", "center" or "right".
+    fold : bool
+        May wrap onto more lines, at spaces, when the table is too wide for the terminal. A
+        column that is not folded always gets its full width (the axis, the tuned values, the
+        marks of a comparison).
+    narrow_header : str, optional
+        The header when the table is laid out narrow (default: ``header``); its words wrap in a
+        folded column.
+    """
+
+    header: str
+    justify: str = "right"
+    fold: bool = False
+    narrow_header: str | None = None
+
+
+def _plain_width(markup: str) -> int:
+    """Cells of the widest line of ``markup`` once its Rich tags are removed."""
+    return max(cell_len(line) for line in Text.from_markup(markup).plain.split("\n"))
+
+
+def _word_width(markup: str) -> int:
+    """Cells of the longest word (run of non-spaces) of ``markup`` without its tags."""
+    return max((cell_len(word) for word in Text.from_markup(markup).plain.split()), default=0)
+
+
+def _wrapped_width(markup: str, width: int) -> int:
+    """Cells of the widest line of ``markup`` (without tags) wrapped at spaces into ``width``."""
+    widest = 0
+    for line in Text.from_markup(markup).plain.split("\n"):
+        used = 0
+        for word in line.split():
+            used = used + 1 + cell_len(word) if used and used + 1 + cell_len(word) <= width else cell_len(word)
+            widest = max(widest, used)
+    return widest
+
+
+class FittedTable:
+    """A table that lays itself out for the width it is printed at, never squeezing its key columns.
+
+    Rich fits a table that is too wide by shrinking all its columns alike, so at 80 terminal
+    columns the sweep table's T column came out empty and lr as "2…". This renderable picks,
+    for the width it is given:
+
+    1. the full table, every cell on one line, when it fits;
+    2. else the narrow form: narrow headers, narrow cells (per-seed values separated by
+       spaces), and the columns marked ``fold`` narrowed -- the widest first, never below their
+       longest word -- so that their cells and headers wrap at spaces; every other column keeps
+       its full width;
+    3. else, when even that does not fit, the plain lines a log gets (they lose nothing and
+       wrap at words).
+
+    Parameters
+    ----------
+    columns : list of Column
+    rows : list of list of str
+        The cells (Rich markup) of the full table.
+    narrow_rows : list of list of str, optional
+        The cells of the narrow form (default: ``rows``).
+    lines : list of str
+        The plain-line form (:func:`print_table`'s ``lines``).
+    title, caption : str, optional
+    """
+
+    def __init__(self, columns: list[Column], rows: list[list[str]], lines: list[str], *,
+                 narrow_rows: list[list[str]] | None = None, title: str | None = None,
+                 caption: str | None = None) -> None:
+        self.columns, self.rows, self.lines = columns, rows, lines
+        self.narrow_rows = narrow_rows if narrow_rows is not None else rows
+        self.title, self.caption = title, caption
+
+    def _extra(self, narrow: bool) -> int:
+        """Cells the table adds to its columns' widths: a box with one space of padding each
+        side (full form), or one space after every column and one between columns (narrow
+        form: no vertical lines)."""
+        n = len(self.columns)
+        return 2 * n - 1 if narrow else 3 * n + 1
+
+    def widths(self, width: int, narrow: bool) -> list[int] | None:
+        """Each column's width (without padding) in the full or the narrow form at ``width``
+        terminal cells, or None when that form does not fit.
+
+        In the narrow form a folded column first lets its header wrap (down to the width of
+        its cells), and only then its cells (down to their longest word), the widest column
+        first at each stage.
+        """
+        rows = self.narrow_rows if narrow else self.rows
+        headers = [(c.narrow_header or c.header) if narrow else c.header for c in self.columns]
+        cells = [max((_plain_width(r[j]) for r in rows), default=0) for j in range(len(headers))]
+        full = [max(_plain_width(h), c) for h, c in zip(headers, cells)]
+        folds = [narrow and c.fold for c in self.columns]
+        head_word = [_word_width(h) for h in headers]
+        one_line = [max(head_word[j], cells[j], 1) if folds[j] else full[j] for j in range(len(full))]
+        least = [max([head_word[j], *(_word_width(r[j]) for r in rows), 1]) if folds[j] else full[j]
+                 for j in range(len(full))]
+        if sum(least) + self._extra(narrow) > width:
+            return None
+        out = list(full)
+        excess = sum(out) + self._extra(narrow) - width
+        for floor in (one_line, least):  # headers wrap first, then cells
+            while excess > 0 and any(out[j] > floor[j] for j in range(len(out))):
+                j = max((j for j in range(len(out)) if out[j] > floor[j]), key=lambda j: out[j])
+                out[j] -= 1  # one cell at a time from the widest column that may still fold
+                excess -= 1
+        # A column narrowed below its cells may wrap them narrower still ("1.00 1.00" in 8
+        # cells takes 4); give what it does not use to the columns that could then keep
+        # their cells on one line, the closest first.
+        for j in range(len(out)):
+            if out[j] < one_line[j]:
+                out[j] = max(1, *(_wrapped_width(text, out[j]) for text in [headers[j], *(r[j] for r in rows)]))
+        spare = width - sum(out) - self._extra(narrow)
+        for j in sorted((j for j in range(len(out)) if out[j] < one_line[j]), key=lambda j: one_line[j] - out[j]):
+            if one_line[j] - out[j] <= spare:
+                spare -= one_line[j] - out[j]
+                out[j] = one_line[j]
+        return out
+
+    def table(self, width: int) -> Table | None:
+        """The Rich table laid out for ``width`` terminal cells (full, else narrow), or None
+        when neither form fits."""
+        for narrow in (False, True):
+            widths = self.widths(width, narrow)
+            if widths is None:
+                continue
+            if narrow:
+                table = Table(title=self.title, caption=self.caption, box=box.SIMPLE_HEAD, show_edge=False,
+                              padding=(0, 1, 0, 0))
+            else:
+                table = Table(title=self.title, caption=self.caption)
+            for c, w in zip(self.columns, widths):
+                table.add_column((c.narrow_header or c.header) if narrow else c.header, justify=c.justify, width=w,
+                                 no_wrap=not (narrow and c.fold), overflow="fold")
+            for row in self.narrow_rows if narrow else self.rows:
+                table.add_row(*row)
+            return table
+        return None
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        table = self.table(options.max_width)
+        if table is not None:
+            yield table
+        else:
+            yield from (Text(line) for line in self.lines)
 
 
 # ---------------------------------------------------------------------------------------
@@ -110,22 +269,28 @@ def _sweep_caption(summary: dict[str, Any]) -> str:
             "p-values in summary.csv")
 
 
-def _sweep_cells(summary: dict[str, Any], row: dict[str, Any]) -> list[tuple[str, str]] | None:
-    """(column, text) of one judged axis value, without markup; None for a row without results."""
+def _sweep_cells(summary: dict[str, Any], row: dict[str, Any], narrow: bool = False) -> list[tuple[str, str]] | None:
+    """(column, text) of one judged axis value, without markup; None for a row without results.
+
+    Per-seed values are joined by "/" (``100/200``), or in the ``narrow`` form of a terminal
+    table by spaces, where they may wrap (``100 200``).
+    """
     if "test_acc" not in row:
         return None
     axis, tuned = summary["axis"], summary["tuned"]
     edges = row.get("at_edge", {})
     best = "trials/seed" if summary.get("unit") == "trials" else "best step/seed"
+    sep = " " if narrow else "/"
     beat = f"{sum(row['better_than_chance'])}/{len(row['better_than_chance'])}"
     if row.get("n_diverged"):
-        beat += f" ({row['n_diverged']} div)"
+        beat += f", {row['n_diverged']} div" if narrow else f" ({row['n_diverged']} div)"
+    last = " ↑" if edges.get("steps") else ""
     return [
         (axis, fmt(row[axis])),
         *[(k, fmt(row[k]) + (f" {EDGE_MARK[edges[k]]}" if k in edges else "")) for k in tuned],
-        (best, "/".join(fmt(s) for s in row["best_step"]) + (" ↑" if edges.get("steps") else "")),
+        (best, sep.join(fmt(s) for s in row["best_step"]) + last),
         ("val acc", f"{row['val_acc']:.3f}"),
-        ("test acc/seed", "/".join("–" if math.isnan(a) else f"{a:.2f}" for a in row["test_acc"])),
+        ("test acc/seed", sep.join("–" if math.isnan(a) else f"{a:.2f}" for a in row["test_acc"])),
         ("> chance", beat),
         ("learned", "yes" if row["learned"] else "no"),
         ("how", row.get("how", "none") if row["learned"] else "–"),
@@ -140,10 +305,13 @@ def _unjudged(row: dict[str, Any]) -> str:
     return "no job finished"
 
 
-def sweep_table(summary: dict[str, Any], title: str | None = None) -> Table:
+def sweep_table(summary: dict[str, Any], title: str | None = None) -> FittedTable:
     """One row per axis value: the chosen setting (↑/↓ at an edge of its grid), best steps,
     validation accuracy, test accuracy per seed, seeds beating chance, how they learned and
     whether (at which setting) gradient descent alone learned it.
+
+    On a narrow terminal the axis and the tuned values keep their full width; the other
+    columns wrap (:class:`FittedTable`).
 
     Parameters
     ----------
@@ -152,24 +320,35 @@ def sweep_table(summary: dict[str, Any], title: str | None = None) -> Table:
 
     Returns
     -------
-    rich.table.Table
+    FittedTable (a Rich renderable; :func:`sweep_lines` is its plain form)
     """
     axis, tuned = summary["axis"], summary["tuned"]
-    table = Table(title=title or _sweep_title(summary), caption=_sweep_caption(summary))
-    best = "trials/seed" if summary.get("unit") == "trials" else "best step/seed"
-    for col in (axis, *tuned, best, "val acc", "test acc/seed", "> chance", "learned", "how", "by gradient"):
-        table.add_column(col, justify="right", no_wrap=True)
+    trials = summary.get("unit") == "trials"
+    columns = [
+        Column(axis), *[Column(k) for k in tuned],
+        Column("trials/seed" if trials else "best step/seed", fold=True,
+               narrow_header="trials per seed" if trials else "best step per seed"),
+        Column("val acc", fold=True),
+        Column("test acc/seed", fold=True, narrow_header="test acc per seed"),
+        *[Column(name, fold=True) for name in ("> chance", "learned", "how", "by gradient")],
+    ]
+    rows, narrow_rows = [], []
     for row in summary["rows"]:
         cells = _sweep_cells(summary, row)
         if cells is None:
             style = "dim" if row.get("status") == "skipped" else "red"
-            table.add_row(fmt(row[axis]), *["–"] * (len(tuned) + 4), f"[{style}]{_unjudged(row)}[/]", "–", "–")
+            texts = [fmt(row[axis]), *["–"] * (len(tuned) + 4), f"[{style}]{_unjudged(row)}[/]", "–", "–"]
+            rows.append(texts)
+            narrow_rows.append(texts)
             continue
         texts = [text for _, text in cells]
+        narrow = [text for _, text in _sweep_cells(summary, row, narrow=True)]
         if row["learned"]:
-            texts[-3] = "[green]yes[/]"
-        table.add_row(*texts)
-    return table
+            texts[-3] = narrow[-3] = "[green]yes[/]"
+        rows.append(texts)
+        narrow_rows.append(narrow)
+    return FittedTable(columns, rows, sweep_lines(summary, title), narrow_rows=narrow_rows,
+                       title=title or _sweep_title(summary), caption=_sweep_caption(summary))
 
 
 def sweep_lines(summary: dict[str, Any], title: str | None = None) -> list[str]:
@@ -242,21 +421,19 @@ def answer_lines(summary: dict[str, Any]) -> list[str]:
     if best is None:
         lines = [f"{name} better than chance: [bold]none[/] (no {axis} value was learned)"]
     else:
-        first = rows[0][axis] if rows else None
-        upto = f"every {axis} from {fmt(first)} up to {fmt(contiguous)} learned" if contiguous is not None else (
-            f"the smallest {axis}, {fmt(first)}, was not learned")
-        lines = [f"{name} better than chance: [bold]{fmt(best)}[/] ({upto})"]
+        swept = sorted(r[axis] for r in summary["rows"])
+        lines = [f"{name} better than chance: [bold]{fmt(best)}[/] ({_learned_from_start(axis, swept, contiguous)})"]
         g_best = summary.get("max_T_gradient")
         other = [r for r in rows if r["learned"] and not r["gradient"]["learned"]]
         elsewhere = _gradient_elsewhere(summary, rows)
         if not other and not elsewhere:
             lines.append(f"every learned {axis} was learned {HOW_WORDS['gradient']}")
-        elif not other:
-            lines.append(f"{HOW_WORDS['gradient']}: [bold]{fmt(g_best)}[/] (every learned {axis}, "
-                         "some at another setting than the table shows)")
-            lines.extend(elsewhere)
         else:
-            lines.append(f"{HOW_WORDS['gradient']}: [bold]{fmt(g_best) if g_best is not None else 'none'}[/]")
+            # Both kinds of line can be due: a value learned by gradient only at another
+            # setting than the table shows, and values learned only otherwise.
+            every = f" (every learned {axis}, some at another setting than the table shows)" if not other else ""
+            lines.append(f"{HOW_WORDS['gradient']}: [bold]{fmt(g_best) if g_best is not None else 'none'}[/]{every}")
+            lines.extend(elsewhere)
             by_how: dict[str, list] = {}
             for r in other:
                 by_how.setdefault(r.get("how", "latch"), []).append(r[axis])
@@ -278,9 +455,24 @@ def answer_lines(summary: dict[str, Any]) -> list[str]:
                 lines.append(f"note: the chosen {key} was the {side} of its grid at {axis} = {compact(at)} (learned there): "
                              "the optimum may lie outside the grid")
     last = [e[axis] for e in edges if e.get("steps")]
-    if last:
+    if last and summary.get("unit") == "trials":  # random guessing: "steps" is its number of trials
+        lines.append(f"note: at {axis} = {compact(last)} some seeds drew every trial (steps) without one solving the "
+                     "screening set, and were tested with their best candidate: more trials might help")
+    elif last:
         lines.append(f"note: a best checkpoint was the run's last step at {axis} = {compact(last)}: more steps might help")
     return lines
+
+
+def _learned_from_start(axis: str, swept: list[Any], contiguous: Any) -> str:
+    """The run of learned values from the smallest one swept (``swept``, increasing), in words
+    that claim no value that was not swept: "every T from 1 up to 4 learned" when the sweep ran
+    each integer between, else "every T swept from 1 up to 10 learned: 1, 10"."""
+    if contiguous is None:
+        return f"the smallest {axis}, {fmt(swept[0])}, was not learned"
+    run = swept[:swept.index(contiguous) + 1]
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in run) and run == list(range(run[0], run[-1] + 1)):
+        return f"every {axis} from {fmt(run[0])} up to {fmt(contiguous)} learned"
+    return f"every {axis} swept from {fmt(run[0])} up to {fmt(contiguous)} learned: {compact(run)}"
 
 
 # ---------------------------------------------------------------------------------------
@@ -320,8 +512,12 @@ def max_T_cost(sweep: dict[str, Any], max_T: Any) -> str:
 COMPARE_TITLE = "Which remedy carries the bit how far: learned better than chance, per recipe and T"
 
 
-def compare_table(names: list[str], T: list[int], summary: dict[str, Any], sweeps: dict[str, dict[str, Any]]) -> Table:
+def compare_table(names: list[str], T: list[int], summary: dict[str, Any],
+                  sweeps: dict[str, dict[str, Any]]) -> FittedTable:
     """Recipes x T: one mark per cell (:data:`COMPARE_MARKS`), both answers and the cost at max T.
+
+    On a narrow terminal the recipe names and the marks keep their full width; the last two
+    columns wrap (:class:`FittedTable`).
 
     Parameters
     ----------
@@ -332,21 +528,19 @@ def compare_table(names: list[str], T: list[int], summary: dict[str, Any], sweep
 
     Returns
     -------
-    rich.table.Table
+    FittedTable (a Rich renderable; :func:`compare_lines` is its plain form)
     """
-    table = Table(title=COMPARE_TITLE, caption="; ".join(COMPARE_LEGEND))
-    table.add_column("recipe", no_wrap=True)
-    for t in T:
-        table.add_column(str(t), justify="center", no_wrap=True)
-    table.add_column("max T (gradient)", justify="right", no_wrap=True)
-    table.add_column("at max T", justify="right", no_wrap=True)
+    columns = [Column("recipe", justify="left"), *[Column(str(t), justify="center") for t in T],
+               Column("max T (gradient)", fold=True), Column("at max T", fold=True)]
+    rows = []
     for name in names:
         s, rs = sweeps[name], summary["recipes"][name]
         marks = {row["T"]: compare_mark(row) for row in s["rows"]}
         cells = [f"[{_MARK_STYLE[marks[t]]}]{COMPARE_MARKS[marks[t]]}[/]" if t in marks else "" for t in T]
         any_way, gradient = _answers(rs)
-        table.add_row(name, *cells, f"{any_way} ({gradient})", max_T_cost(s, rs["max_T"]))
-    return table
+        rows.append([name, *cells, f"{any_way} ({gradient})", max_T_cost(s, rs["max_T"])])
+    return FittedTable(columns, rows, compare_lines(names, T, summary, sweeps), title=COMPARE_TITLE,
+                       caption="; ".join(COMPARE_LEGEND))
 
 
 def compare_lines(names: list[str], T: list[int], summary: dict[str, Any], sweeps: dict[str, dict[str, Any]]) -> list[str]:

@@ -214,7 +214,8 @@ def run_sweep(
 
     Returns
     -------
-    dict, the content of ``summary.json`` (see :func:`summarize`) plus "seconds".
+    dict, the content of ``summary.json`` (see :func:`summarize`) plus "seconds": the wall
+    time of this call, from its start until every file (plots included) is written.
 
     Raises
     ------
@@ -230,7 +231,7 @@ def run_sweep(
     meta = start_files(spec, sweep_dir, getattr(executor, "description", type(executor).__name__), argv, resumed)
     try:  # an interrupt while the summary and plots are written counts too: resume finishes them
         results = run_jobs(tasks(jobs, sweep_dir), executor, callback)
-        return finish_files(spec, sweep_dir, jobs, results, meta, time.perf_counter() - start)
+        return finish_files(spec, sweep_dir, jobs, results, meta, start)
     except KeyboardInterrupt:
         finish_meta(sweep_dir, meta, "interrupted")
         raise
@@ -265,26 +266,36 @@ def start_files(spec: SweepSpec, sweep_dir: Path, where: str, argv: list[str] | 
 
 
 def finish_files(spec: SweepSpec, sweep_dir: Path, jobs: list[Job], results: dict[str, dict[str, Any]],
-                 meta: dict, seconds: float) -> dict[str, Any]:
-    """Judge the finished jobs and write ``summary.json``, ``summary.csv``, the plots, and
+                 meta: dict, start: float) -> dict[str, Any]:
+    """Judge the finished jobs and write ``summary.csv``, the plots, ``summary.json`` and
     ``meta.json`` with status "completed" (or "failed" when a job failed).
 
     Jobs whose summary says "skipped" (compare's rule) make their axis value a "skipped" row.
+
+    Parameters
+    ----------
+    start : float
+        ``time.perf_counter()`` when the sweep (or the comparison it belongs to) started:
+        "seconds" is the wall time from then until the plots are written, the time a user
+        waits, not only the jobs' (drawing the plots alone takes about two seconds).
 
     Returns
     -------
     dict, the content of summary.json (:func:`summarize` plus "seconds" and "failed_jobs").
     """
+    import time
+
     from frnn_cli.runs import atomic_write_json, atomic_write_text, finish_meta, nan_to_none
 
     summary = summarize(spec, jobs, results)
-    summary["seconds"] = round(seconds, 2)
+    summary["seconds"] = None  # set once the plots are drawn; its place in the file stays
     summary["failed_jobs"] = {
         j.job_id: results[j.job_id].get("error", "") for j in jobs
         if results.get(j.job_id, {}).get("status") not in (*DONE_STATUSES, "skipped")
     }
-    atomic_write_json(sweep_dir / "summary.json", nan_to_none(summary))
     atomic_write_text(sweep_dir / "summary.csv", summary_csv(summary))
     write_plots(spec, summary, sweep_dir)
+    summary["seconds"] = round(time.perf_counter() - start, 2)
+    atomic_write_json(sweep_dir / "summary.json", nan_to_none(summary))
     finish_meta(sweep_dir, meta, "failed" if summary["n_failed"] else "completed")
     return summary

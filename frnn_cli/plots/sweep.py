@@ -29,7 +29,7 @@ HOW_LABELS = {
     "gradient": "learned by gradient (stable regime)",
     "latch": "learned by weight blow-up into a latch",
     "readout": "learned by the read-out alone (R frozen)",
-    "guess": "solved by random weight guessing",
+    "guess": "learned by random weight guessing",
     "none": "not better than chance",
 }
 #: Values that are exactly 0 on a log axis (an underflowed Jacobian) are drawn at this floor.
