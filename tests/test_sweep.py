@@ -170,7 +170,7 @@ def test_the_seconds_reported_are_the_wall_time_until_the_plots_are_drawn(small_
     assert r.exit_code == 0, _msg(r)
     seconds = json.loads((d / "summary.json").read_text())["seconds"]
     assert seen["plotted"] - seen["start"] - 0.01 <= seconds <= wall, (seconds, seen, wall)
-    assert f"; {seconds:.1f} s" in r.stdout, r.stdout
+    assert f"; wall time {seconds:.1f} s" in r.stdout, r.stdout
 
 
 def test_resume_refuses_a_different_grid(small_sweep, cli):

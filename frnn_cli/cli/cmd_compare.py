@@ -120,7 +120,7 @@ def compare_cmd(
     print_table(console, compare_table(names, spec.T, summary, sweeps), compare_lines(names, spec.T, summary, sweeps))
     jobs = summary["jobs"]
     console.print(f"{jobs['run']} of {jobs['all']} jobs run, {jobs['skipped']} skipped ({summary['saved_by_skip']:.0%} "
-                  f"saved by the skip rule); {summary['seconds']:.0f} s", highlight=False)
+                  f"saved by the skip rule); wall time {summary['seconds']:.0f} s", highlight=False)
     console.print(f"results: {folder}/compare.csv, summary.json; plots in {folder}/plots/; one sweep per recipe in "
                   f"{folder}/recipes/", highlight=False)
     failed = sum(v["jobs_failed"] for v in summary["recipes"].values())

@@ -115,7 +115,7 @@ def sweep_cmd(
     print_table(console, sweep_table(summary), sweep_lines(summary))
     for line in answer_lines(summary):
         console.print(line)
-    console.print(f"{summary['n_diverged']} diverged jobs, {summary['n_failed']} failed; {summary['seconds']:.1f} s")
+    console.print(f"{summary['n_diverged']} diverged jobs, {summary['n_failed']} failed; wall time {summary['seconds']:.1f} s")
     console.print(f"results: {sweep_dir}/summary.csv, plots in {sweep_dir}/plots/")
     if summary["n_failed"]:
         raise ExperimentFailed(f"{summary['n_failed']} of {summary['n_jobs']} jobs failed; see {sweep_dir}/summary.json")
