@@ -8,8 +8,11 @@ tiny settings; the store is a fresh ``sqlite:///`` file in a temporary folder pe
 import csv
 import json
 import shutil
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,7 @@ from typer.testing import CliRunner
 
 from frnn_cli.cli import app
 from frnn_cli.export.folders import flatten_params
-from frnn_cli.export.mlflow_store import export_folder
+from frnn_cli.export.mlflow_store import _one_line, export_folder, hide_password
 
 TINY = ["steps=50", "eval_every=10", "n_val=64", "n_test=64", "--workers", "1", "--seeds", "2"]
 
@@ -324,23 +327,49 @@ def _postgres_driver_missing() -> str:
     pytest.skip("a PostgreSQL driver is installed: a postgresql:// store would be reached for, not refused")
 
 
+def _refused_port() -> int:
+    """A local TCP port nothing listens on: one the kernel just handed out, closed again."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def open_port():
+    """A local TCP port that accepts connections (into the backlog) and never answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        yield s.getsockname()[1]
+
+
 @pytest.mark.parametrize(
     "make_uri, folder, expected",
     [
-        (lambda tmp: "nonsense://x", "sweep", "MLflow has no store for this kind of URI"),
-        (lambda tmp: f"sqlite:///{tmp / 'a_file' / 'm.db'}", "sweep", "cannot write the SQLite database"),
-        (lambda tmp: f"sqlite:///{tmp / 'a_file'}", "sweep", "file is not a database"),
-        (lambda tmp: "sqlite://", "sweep", "in-memory SQLite store keeps nothing"),
-        (lambda tmp: f"sqlite:///{tmp / 'm.db'}", "parent", "is not an frnn run folder"),
-        (lambda tmp: f"sqlite:///{tmp / 'm.db'}", "missing", "does not exist"),
-        (lambda tmp: f"sqlite:///{tmp / 'm.db'}", "vanishing", "is a vanishing run"),
-        (lambda tmp: "postgresql://u@127.0.0.1:1/db", "sweep", _postgres_driver_missing),
-        (lambda tmp: "postgresql://u:Secret42@127.0.0.1:1/db", "sweep", "postgresql://u:***@127.0.0.1:1/db"),
+        (lambda tmp, port: "nonsense://x", "sweep", "MLflow has no store for this kind of URI"),
+        (lambda tmp, port: f"sqlite:///{tmp / 'a_file' / 'sub' / 'm.db'}", "sweep",
+         "a parent of the database path, is a file, not a folder"),
+        (lambda tmp, port: f"sqlite:///{tmp / 'a_file'}", "sweep", "file is not a database"),
+        (lambda tmp, port: "sqlite://", "sweep", "in-memory SQLite store keeps nothing"),
+        (lambda tmp, port: f"sqlite:///{tmp / 'm.db'}", "parent", "is not an frnn run folder"),
+        (lambda tmp, port: f"sqlite:///{tmp / 'm.db'}", "missing", "does not exist"),
+        (lambda tmp, port: f"sqlite:///{tmp / 'm.db'}", "vanishing", "is a vanishing run"),
+        # A port that accepts: the probe passes and the missing driver is what is reported.
+        (lambda tmp, port: f"postgresql://u@127.0.0.1:{port}/db", "sweep", _postgres_driver_missing),
+        (lambda tmp, port: "postgresql://u@127.0.0.1:99999/db", "sweep", "the port is not a number from 0 to 65535"),
+        (lambda tmp, port: "postgresql://u:Secret42@127.0.0.1:1/db", "sweep",
+         "'postgresql://u:***@127.0.0.1:1/db': cannot connect to 127.0.0.1:1 (Connection refused)"),
+        (lambda tmp, port: "postgresql://127.0.0.1:1/db?user=u&password=Secret42", "sweep",
+         "'postgresql://127.0.0.1:1/db?user=u&password=***': cannot connect"),
+        (lambda tmp, port: "mysql+pymysql://127.0.0.1:1/db?PWD=Secret42&user=u&passwd=Secret42", "sweep",
+         "'mysql+pymysql://127.0.0.1:1/db?PWD=***&user=u&passwd=***': cannot connect"),
     ],
     ids=["unknown-scheme", "sqlite-under-a-file", "not-a-database", "in-memory", "not-a-run-folder", "missing-folder",
-         "vanishing-folder", "postgres-driver-missing", "password-hidden"],
+         "vanishing-folder", "postgres-driver-missing", "bad-port", "password-hidden", "query-password-hidden",
+         "query-passwd-pwd-hidden"],
 )
-def test_bad_store_or_folder_is_one_line_and_exit_2(sweep_b, tmp_path, mlflow_client, make_uri, folder, expected):
+def test_bad_store_or_folder_is_one_line_and_exit_2(sweep_b, tmp_path, mlflow_client, open_port, make_uri, folder,
+                                                    expected):
     if callable(expected):
         expected = expected()
     (tmp_path / "a_file").write_text("not a database, and not a folder either\n")
@@ -350,11 +379,116 @@ def test_bad_store_or_folder_is_one_line_and_exit_2(sweep_b, tmp_path, mlflow_cl
         assert r.exit_code == 0 and r.exception is None, _msg(r)
         (paths["vanishing"],) = (tmp_path / "v").iterdir()
     path = paths[folder]
-    r = CliRunner().invoke(app, ["export", str(path), "--mlflow", make_uri(tmp_path)])
+    r = CliRunner().invoke(app, ["export", str(path), "--mlflow", make_uri(tmp_path, open_port)])
     assert r.exit_code == 2 and isinstance(r.exception, SystemExit), _msg(r)
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], _msg(r)
     assert "Secret42" not in r.stdout + r.stderr, _msg(r)
+
+
+def test_a_refused_database_port_is_one_line_within_seconds_without_the_driver(sweep_b, tmp_path):
+    # A subprocess, so that MLflow's logging (bound to the real stderr) would show up too. The
+    # PostgreSQL drivers are made unimportable, as in CI: the TCP probe must run before the
+    # driver is imported (else this says "needs the Python module 'psycopg'"). Where a driver
+    # is installed, the same probe spares MLflow's ten retries (100 s, 48 warning lines).
+    port = _refused_port()
+    uri = f"postgresql://u:Secret42@127.0.0.1:{port}/db"
+    code = ("import sys; sys.modules.update(psycopg=None, psycopg2=None); sys.argv = ['frnn'] + sys.argv[1:]; "
+            "from frnn_cli.cli import main; main()")
+    start = time.perf_counter()
+    p = subprocess.run([sys.executable, "-c", code, "export", str(sweep_b), "--mlflow", uri],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    seconds = time.perf_counter() - start
+    assert p.returncode == 2, p
+    assert p.stderr == (f"error: --mlflow 'postgresql://u:***@127.0.0.1:{port}/db': cannot connect to 127.0.0.1:{port} "
+                        "(Connection refused); expected the address of a running postgresql server\n"), p
+    assert seconds < 30, f"{seconds:.1f} s"  # MLflow's imports take a second or two; its retries took 100 s
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_database_that_drops_the_connection_is_one_line_at_once(sweep_b, tmp_path, mlflow_client):
+    # The probe's TCP connection is accepted; the driver's connection is closed by the "server"
+    # at once, as a wrong password would be refused. MLflow alone retried this for 100 s.
+    pytest.importorskip("psycopg", reason="needs a PostgreSQL driver (pip install 'psycopg[binary]')")
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        server.settimeout(30)
+        port = server.getsockname()[1]
+
+        def hang_up() -> None:
+            for _ in range(2):  # the probe, then the driver
+                try:
+                    server.accept()[0].close()
+                except OSError:
+                    return
+
+        threading.Thread(target=hang_up, daemon=True).start()
+        start = time.perf_counter()
+        r = CliRunner().invoke(app, ["export", str(sweep_b), "--mlflow", f"postgresql://u:Secret42@127.0.0.1:{port}/db"])
+        seconds = time.perf_counter() - start
+    assert r.exit_code == 2 and isinstance(r.exception, SystemExit), _msg(r)
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith(f"error: --mlflow 'postgresql://u:***@127.0.0.1:{port}/db': (psycopg.OperationalError) "), line
+    assert "server closed the connection unexpectedly" in line and not line.endswith("("), line
+    assert "Secret42" not in r.stdout + r.stderr and seconds < 20, (seconds, line)
+
+
+def test_hide_password_masks_user_info_and_query_passwords():
+    assert hide_password("postgresql://u:p%40ss@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert hide_password("postgresql://h/db?user=u&password=top&sslmode=require") == \
+        "postgresql://h/db?user=u&password=***&sslmode=require"
+    assert hide_password("mysql://h/db?Passwd=a&pwd=b") == "mysql://h/db?Passwd=***&pwd=***"
+    # Nothing to hide: unchanged, character for character (an empty password included).
+    for uri in ("postgresql://u@h/db?password=", "sqlite:///m.db", "http://h:5000", "mysql://h/db?passwords=x"):
+        assert hide_password(uri) == uri
+
+
+def test_one_line_drops_sqlalchemy_background_link():
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    engine = sqlalchemy.create_engine("sqlite:////nonexistent-folder/x.db")
+    with pytest.raises(sqlalchemy.exc.OperationalError) as info:
+        engine.connect()
+    assert "Background on this error" in str(info.value)  # what is cut
+    assert _one_line(info.value) == "(sqlite3.OperationalError) unable to open database file"
+
+
+def _train(runs: Path, *words: str) -> Path:
+    """A real ``frnn train`` run folder (no plots)."""
+    _needs_mlflow()
+    r = CliRunner().invoke(app, ["train", *words, "--no-plots", "--runs-dir", str(runs)])
+    assert r.exit_code == 0 and r.exception is None, _msg(r)
+    (folder,) = runs.iterdir()
+    return folder
+
+
+def test_a_guessing_run_exports_trials_and_a_killed_train_run_says_it_did_not_finish(tmp_path, mlflow_client):
+    uri = _uri(tmp_path)
+    client = mlflow_client(uri)
+    guess = _train(tmp_path / "guess", "optimizer=guess", "T=5", "hidden=5", "init_scale=1", "steps=200", "n_val=32",
+                   "n_test=64")
+    summary = json.loads((guess / "summary.json").read_text())
+    assert isinstance(summary["trials"], int) and isinstance(summary["trial"], int), summary
+    r = CliRunner().invoke(app, ["export", str(guess), "--mlflow", uri])
+    assert r.exit_code == 0 and r.stderr == "", _msg(r)
+    run = _runs(client, "frnn-train")[guess.name]
+    assert _history(client, run.info.run_id, "trials") == [(0, summary["trials"])]
+    assert _history(client, run.info.run_id, "trial") == [(0, summary["trial"])]
+    assert run.info.status == "FINISHED"
+
+    # A train run killed by SIGKILL: meta.json still says "running", no summary.json.
+    killed = tmp_path / "killed" / f"{guess.name}-killed"
+    shutil.copytree(guess, killed)
+    (killed / "summary.json").unlink()
+    meta = json.loads((killed / "meta.json").read_text())
+    (killed / "meta.json").write_text(json.dumps({**meta, "status": "running", "end_time": None}))
+    r = CliRunner().invoke(app, ["export", str(killed), "--mlflow", uri])
+    assert r.exit_code == 0 and r.exception is None, _msg(r)
+    assert r.stderr == (f"note: {killed.name}: the train run did not finish (status 'running' in meta.json, no "
+                        "summary.json: killed, or still running); exported with MLflow status RUNNING\n"), _msg(r)
+    run = _runs(client, "frnn-train")[killed.name]
+    assert run.info.status == "RUNNING" and run.data.tags["frnn.status"] == "running"
+    assert "trials" not in run.data.metrics and "val_acc" in run.data.metrics, run.data.metrics
 
 
 def test_without_mlflow_the_export_says_how_to_install_it(tmp_path):

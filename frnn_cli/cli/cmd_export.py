@@ -16,7 +16,8 @@ def export_cmd(
     mlflow: Annotated[
         str,
         typer.Option("--mlflow", metavar="URI", help="MLflow tracking URI: sqlite:///mlflow.db (a file, created if "
-                     "missing) or the address of an MLflow server, http://host:5000."),
+                     "missing), the address of an MLflow server, http://host:5000, or a database, "
+                     "postgresql://USER@HOST/DB (needs its driver)."),
     ],
     experiment: Annotated[
         str | None,
@@ -25,7 +26,7 @@ def export_cmd(
 ) -> None:
     r"""Export a run folder into MLflow, to filter, compare and plot runs in its web UI.
 
-    A train run becomes one MLflow run; a sweep a parent run with one child per job; a compare a parent run with one sweep run per recipe and that recipe's jobs below it. Params are the resolved config, metrics every row of metrics.csv (and the sweep's per-T results), tags the status, verdict, max_T, frnn version, git commit and folder, artifacts the plots, summary.json and config files. Exporting again adds only what is new (a resumed sweep's jobs) and skips what is there. Jobs that did not finish are skipped with a note. Needs the optional extra: pip install 'frnn\[mlflow]'. MLflow's telemetry is switched off for the export.
+    A train run becomes one MLflow run; a sweep a parent run with one child per job; a compare a parent run with one sweep run per recipe and that recipe's jobs below it. Params are the resolved config, metrics every row of metrics.csv (and the sweep's per-T results), tags the status, verdict, max_T, frnn version, git commit and folder, artifacts the plots, summary.json and config files. Exporting again adds only what is new (a resumed sweep's jobs) and skips what is there. Jobs that did not finish are skipped with a note; a train, sweep or compare folder that did not finish itself is exported as it stands, with a note. Needs the optional extra: pip install 'frnn\[mlflow]'. MLflow's telemetry is switched off for the export.
 
     Example: frnn export runs/<sweep folder> --mlflow sqlite:///mlflow.db, then: mlflow ui --backend-store-uri sqlite:///mlflow.db
     """

@@ -14,10 +14,11 @@ How a folder maps to MLflow
 * Params: the resolved config (``config.yaml``; for a sweep ``sweep.yaml``, whose grid appears as
   ``sweep.<key>``; for a compare ``compare.yaml``), flattened to dotted keys, values as text.
 * Metrics: every row of ``metrics.csv`` with its ``step`` (empty cells, the NaNs of step 0, are
-  left out), plus single values from ``summary.json`` (``test_acc``, ``best_step``, ...). A sweep
-  logs its per-T results as ``per_T/val_acc``, ``per_T/test_acc_mean``, ``per_T/learned`` and the
-  chosen value of each tuned key (``per_T/lr``) with step = T, and ``max_T``; a compare logs
-  ``max_T/<recipe>``.
+  left out), plus single values from ``summary.json`` (``test_acc``, ``best_step``, ...; for
+  random guessing ``trials`` and ``trial``, the networks drawn and the index of the tested
+  one). A sweep logs its per-T results as ``per_T/val_acc``, ``per_T/test_acc_mean``,
+  ``per_T/learned`` and the chosen value of each tuned key (``per_T/lr``) with step = T, and
+  ``max_T``; a compare logs ``max_T/<recipe>``.
 * Tags (``frnn.*``): run id, kind, status, verdict, max_T, frnn version, git commit, command,
   the folder's path, recipe; MLflow's own ``mlflow.runName``, ``mlflow.source.git.commit`` and
   ``mlflow.note.content`` (the command line, shown as the run's description).
@@ -55,6 +56,8 @@ SUMMARY_METRICS = {
     "better_than_chance": ("test", "better_than_chance"), "best_step": ("best_step",),
     "best_val_acc": ("best", "val_acc"), "best_val_loss": ("best", "val_loss"),
     "steps_done": ("steps_done",), "seconds": ("seconds",),
+    # Random weight guessing (optimizer=guess): the networks drawn, and the index k of the one tested.
+    "trials": ("trials",), "trial": ("trial",),
 }
 #: Single values of a sweep's summary.json logged as metrics.
 SWEEP_METRICS = ("max_T", "max_T_contiguous", "max_T_gradient", "max_T_gradient_contiguous", "n_jobs", "n_failed",
@@ -534,6 +537,22 @@ def _placement_tags(root: RunNode) -> None:
             node.tags["frnn.recipe"] = recipe
 
 
+def unfinished_note(node: RunNode) -> str | None:
+    """Why a run that is exported did not finish, on one line; None if it finished.
+
+    A sweep's jobs that did not finish are left out (:func:`_job_problem`); the folder that is
+    exported, and a compare's recipes, are exported whatever their status, since their finished
+    jobs are worth seeing. A train run killed by SIGKILL, a power cut or an out-of-memory kill
+    never records its end: its meta.json still says "running" and it has no summary.json.
+    """
+    if node.status in JOB_EXPORT_STATUSES:
+        return None
+    why = {"running": "killed, or still running", "interrupted": "stopped by Ctrl-C or a signal"}.get(
+        node.status, "meta.json records no end")
+    missing = "" if (node.folder / "summary.json").is_file() else ", no summary.json"
+    return f"{node.run_id}: the {node.kind} run did not finish (status {node.status!r} in meta.json{missing}: {why})"
+
+
 def read_run_folder(folder: str | Path) -> ReadResult:
     """Read a train, sweep or compare folder into a tree of :class:`RunNode` (no MLflow needed).
 
@@ -570,4 +589,5 @@ __all__ = [
     "flatten_params",
     "frnn_run_id",
     "read_run_folder",
+    "unfinished_note",
 ]

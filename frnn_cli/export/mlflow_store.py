@@ -36,23 +36,38 @@ Before importing MLflow, :func:`export_folder` sets (unless the environment alre
 :data:`QUIET_ENV`: no usage telemetry (``MLFLOW_DISABLE_TELEMETRY``, ``DO_NOT_TRACK``), no INFO
 log lines, no progress bars, and two HTTP retries instead of seven (an unreachable server
 fails in seconds, not four minutes).
+
+Database stores
+---------------
+MLflow retries a database it cannot connect to ten times, with pauses that add up to about
+100 s, and logs a warning with the driver's message before each retry. For a database URI
+(``postgresql://``, ``mysql://``, ``mssql://``) the export therefore first opens one plain TCP
+connection to the server's host and port (:func:`unreachable_database`), before the driver is
+imported, and then one connection through SQLAlchemy with the driver's connect timeout
+(:func:`check_database`): an unknown host, a refused port, a wrong password or a missing
+database is reported in one line within seconds, and MLflow's retry warnings are silenced.
+A password in the URI (``user:pw@`` or a ``password=``, ``passwd=`` or ``pwd=`` query
+parameter) is shown as ``***`` in every message.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from frnn_cli.errors import BadInput
-from frnn_cli.export.folders import PARENT_TAG, TAG_FINGERPRINT, TAG_ROOT_ID, TAG_RUN_ID, RunNode, read_run_folder
+from frnn_cli.export.folders import (PARENT_TAG, TAG_FINGERPRINT, TAG_ROOT_ID, TAG_RUN_ID, RunNode, read_run_folder,
+                                     unfinished_note)
 
 #: Environment variables set (with ``os.environ.setdefault``) before MLflow is imported.
 QUIET_ENV = {
@@ -81,6 +96,19 @@ DRIVER_HINTS = {
     "sqlalchemy": INSTALL_HINT,
     "alembic": INSTALL_HINT,
 }
+
+#: Database dialects of MLflow's SQL stores (the URI scheme up to any ``+driver``) -> default port.
+DATABASE_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
+#: Seconds allowed for the TCP probe of a database server, and for the driver's own connection.
+CONNECT_TIMEOUT_SECONDS = 5
+#: SQLAlchemy driver name -> its connect() keyword for a connection timeout in seconds.
+#: (libpq, behind psycopg, waits for ever by default on a server that accepts and never answers.)
+DRIVER_TIMEOUT_ARGS = {"psycopg": "connect_timeout", "psycopg2": "connect_timeout", "pymysql": "connect_timeout",
+                       "mysqldb": "connect_timeout", "pg8000": "timeout"}
+#: Query parameters of a database URI that carry a password (compared without case).
+PASSWORD_PARAMS = ("password", "passwd", "pwd")
+#: The logger of MLflow's "SQLAlchemy engine could not be created ... retried in N seconds" warnings.
+RETRY_LOGGER = "mlflow.store.db.utils"
 
 #: frnn status -> MLflow run status.
 MLFLOW_STATUS = {"completed": "FINISHED", "diverged": "FINISHED", "failed": "FAILED",
@@ -170,11 +198,16 @@ def check_sqlite(uri: str, path: Path) -> None:
     Raises
     ------
     BadInput
-        If the path is a folder, a parent cannot be created, or the file is not an SQLite
-        database or is not writable.
+        If the path is a folder, a parent is a file or cannot be created, or the file is not
+        an SQLite database or is not writable.
     """
     if path.is_dir():
         raise BadInput(f"--mlflow {uri!r}: {str(path)!r} is a folder; expected an SQLite database file")
+    # mkdir would say only "File exists" (or "Not a directory") for a parent that is a file.
+    nearest = next((parent for parent in path.parents if parent.exists()), None)
+    if nearest is not None and not nearest.is_dir():
+        raise BadInput(f"--mlflow {uri!r}: {str(nearest)!r}, a parent of the database path, is a file, not a folder; "
+                       "expected a database path whose parents are folders (or do not exist yet)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(path, timeout=10)
@@ -217,10 +250,131 @@ def missing_module(uri: str, exc: ImportError) -> BadInput | None:
                     f"which is not installed; {what}")
 
 
+def database_dialect(uri: str) -> str | None:
+    """The dialect of a database URI (``postgresql`` for ``postgresql+psycopg2://...``), or None
+    for any URI whose scheme is not one of :data:`DATABASE_PORTS` (``sqlite:``, ``http:``, ...)."""
+    scheme, colon, _ = uri.partition(":")
+    dialect = scheme.split("+", 1)[0].strip().lower()
+    return dialect if colon and dialect in DATABASE_PORTS else None
+
+
+def database_address(uri: str) -> tuple[str, str, int] | None:
+    """The dialect, host and port a database URI connects to over TCP, or None when the export
+    should not probe it.
+
+    None for a URI that is not a database of :data:`DATABASE_PORTS`, one without a host (a
+    local socket: ``postgresql:///db``), one that names the host in its query (``?host=``,
+    ``unix_socket=``, ``odbc_connect=``), ``mysql://localhost`` (MySQL's C client connects to
+    "localhost" through a socket) and ``mssql://`` without a port (the host may be an ODBC
+    data source name). The port defaults to the dialect's usual one.
+
+    Raises
+    ------
+    BadInput
+        If the URI's port is not a number from 0 to 65535.
+    """
+    from urllib.parse import parse_qsl, urlsplit
+
+    dialect = database_dialect(uri)
+    if dialect is None:
+        return None
+    try:
+        parts = urlsplit(uri)
+        if not parts.hostname:
+            return None
+        port = parts.port
+    except ValueError:
+        raise BadInput(f"--mlflow {uri!r}: the port is not a number from 0 to 65535; "
+                       "expected e.g. postgresql://USER@HOST:5432/DATABASE") from None
+    keys = {key.lower() for key, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    if keys & {"host", "hostaddr", "unix_socket", "odbc_connect"}:
+        return None
+    if (dialect == "mysql" and parts.hostname == "localhost") or (dialect == "mssql" and port is None):
+        return None
+    return dialect, parts.hostname, port or DATABASE_PORTS[dialect]
+
+
+def unreachable_database(uri: str) -> BadInput | None:
+    """The one-line error for a database server that does not accept a TCP connection, or None.
+
+    One plain TCP connection (:func:`socket.create_connection`, at most
+    :data:`CONNECT_TIMEOUT_SECONDS`), closed at once, to the address of
+    :func:`database_address`. It needs no driver, so it runs before the driver is imported, and
+    it turns an unknown host or a refused port, which MLflow retries for about 100 s, into an
+    error in milliseconds (a host that drops the packets: in :data:`CONNECT_TIMEOUT_SECONDS`).
+    None when the connection is accepted or the URI is not probed.
+
+    Raises
+    ------
+    BadInput
+        If the URI's port is not a number.
+    """
+    import socket
+
+    address = database_address(uri)
+    if address is None:
+        return None
+    dialect, host, port = address
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_SECONDS):
+            return None
+    except TimeoutError:
+        reason = f"no answer within {CONNECT_TIMEOUT_SECONDS} s"
+    except OSError as exc:  # socket.gaierror (unknown host), ConnectionRefusedError, ...
+        reason = exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
+    return BadInput(f"--mlflow {uri!r}: cannot connect to {host}:{port} ({reason}); "
+                    f"expected the address of a running {dialect} server")
+
+
+def check_database(uri: str) -> None:
+    """Open and close one connection to a database store through SQLAlchemy, before MLflow does.
+
+    MLflow would retry a connection that fails (a wrong password, a database that does not
+    exist) ten times over about 100 s; this fails once. The driver's connect timeout
+    (:data:`DRIVER_TIMEOUT_ARGS`, unless the URI sets it) is :data:`CONNECT_TIMEOUT_SECONDS`, so
+    a server that accepts the connection but never answers is reported too.
+
+    Raises
+    ------
+    ImportError
+        If the database's driver is not installed (see :func:`missing_module`).
+    sqlalchemy.exc.SQLAlchemyError
+        If the URI is malformed or the connection fails.
+    """
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    url = make_url(uri)
+    connect_args = {}
+    timeout_arg = DRIVER_TIMEOUT_ARGS.get(url.get_dialect().driver)
+    if timeout_arg and timeout_arg not in url.query:
+        connect_args[timeout_arg] = CONNECT_TIMEOUT_SECONDS
+    engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
+    try:
+        with engine.connect():
+            pass
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _quiet_retries() -> Iterator[None]:
+    """Silence MLflow's warning before each retry of a database connection (restored after)."""
+    logger = logging.getLogger(RETRY_LOGGER)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _one_line(exc: BaseException) -> str:
     """An exception's message on one line, without MLflow's documentation links."""
     text = " ".join(str(exc).split())
-    text = re.split(r"\s*(?:See|Background on this error at:?) \(?https?://", text)[0]
+    # Cut at the link, and at the "(" that opens SQLAlchemy's "(Background on this error at: ...)".
+    text = re.split(r"\s*\(?(?:See|Background on this error at:?) \(?https?://", text)[0]
     return text[:400] or type(exc).__name__
 
 
@@ -473,9 +627,21 @@ def _experiment(client: Any, name: str, uri: str, db: Path | None) -> str:
     return client.create_experiment(name, artifact_location=location)
 
 
+def _is_password_param(piece: str) -> bool:
+    """Whether ``key=value`` (one piece of a query string) gives a non-empty password."""
+    from urllib.parse import unquote_plus
+
+    key, sep, value = piece.partition("=")
+    return bool(sep and value) and unquote_plus(key).strip().lower() in PASSWORD_PARAMS
+
+
 def hide_password(uri: str) -> str:
-    """``uri`` with the password of its user info replaced by ``***`` (``postgresql://u:***@host/db``),
-    for messages and logs; unchanged when it has none."""
+    """``uri`` with every password replaced by ``***``, for messages and logs.
+
+    Masks the password of the user info (``postgresql://u:***@host/db``) and the value of the
+    query parameters :data:`PASSWORD_PARAMS` (``?user=u&password=***``, any case);
+    returns ``uri`` unchanged when it has none.
+    """
     from urllib.parse import urlsplit
 
     try:
@@ -483,11 +649,27 @@ def hide_password(uri: str) -> str:
         password = parts.password
     except ValueError:
         return uri
-    if not password:
+    netloc = parts.netloc
+    if password:
+        netloc = f"{parts.username or ''}:***@{netloc.rsplit('@', 1)[1]}"
+    pieces = parts.query.split("&")
+    query = "&".join(p.partition("=")[0] + "=***" if _is_password_param(p) else p for p in pieces)
+    if netloc == parts.netloc and query == parts.query:
         return uri
-    user = parts.username or ""
-    host = parts.netloc.rsplit("@", 1)[1]
-    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+    return parts._replace(netloc=netloc, query=query).geturl()
+
+
+def _secrets(uri: str) -> set[str]:
+    """The passwords in ``uri``, as written and decoded (see :func:`hide_password`)."""
+    from urllib.parse import unquote, unquote_plus, urlsplit
+
+    try:
+        parts = urlsplit(uri)
+        found = {parts.password or ""}
+    except ValueError:
+        return set()
+    found |= {p.partition("=")[2] for p in parts.query.split("&") if _is_password_param(p)}
+    return {form for secret in found for form in (secret, unquote(secret), unquote_plus(secret)) if form}
 
 
 def export_folder(
@@ -534,14 +716,10 @@ def export_folder(
 
 
 def _hide(text: str, uri: str, shown: str) -> str:
-    """``text`` with ``uri`` and its password replaced by the shown form."""
-    from urllib.parse import unquote, urlsplit
-
+    """``text`` with ``uri`` replaced by the shown form and any other copy of its passwords by ``***``."""
     text = text.replace(uri, shown)
-    password = urlsplit(uri).password
-    for secret in {password, unquote(password or "")}:
-        if secret:
-            text = text.replace(secret, "***")
+    for secret in sorted(_secrets(uri), key=len, reverse=True):  # longest first: "p%40ss" before "p@ss"
+        text = text.replace(secret, "***")
     return text
 
 
@@ -567,14 +745,24 @@ def _export(run_dir: str | Path, uri: str, experiment: str | None,
     db = sqlite_path(uri)
     if db is not None:
         check_sqlite(uri, db)
+    unreachable = unreachable_database(uri)  # before the driver is imported: needs none
+    if unreachable is not None:
+        raise unreachable
     try:
-        client = _client(MlflowClient, uri)
+        with _quiet_retries():
+            if database_dialect(uri) is not None:
+                check_database(uri)
+            client = _client(MlflowClient, uri)
         experiment_id = _experiment(client, name, uri, db)
         report = ExportReport(uri=uri, experiment_name=name, experiment_id=experiment_id, skipped=tree.skipped)
         exporter = _Exporter(client, experiment_id, report)
         existing = exporter.existing(tree.root.run_id)
         parent_id = exporter.adopt_parent(tree.root, existing.get(tree.root.run_id))
         report.root_run_id = exporter.sync(tree.root, existing, parent_id, callback, len(tree.root.walk()))
+        for node in tree.root.walk():  # unfinished jobs are skipped; the folders above them are not
+            why = unfinished_note(node)
+            if why is not None:
+                report.notes.append(f"{why}; exported with MLflow status {MLFLOW_STATUS.get(node.status, 'FINISHED')}")
     except ImportError as exc:  # SQLAlchemy imports a database's driver when MLflow opens the store
         error = missing_module(uri, exc)
         if error is None:
@@ -587,14 +775,21 @@ def _export(run_dir: str | Path, uri: str, experiment: str | None,
 
 
 __all__ = [
+    "CONNECT_TIMEOUT_SECONDS",
+    "DATABASE_PORTS",
     "DRIVER_HINTS",
     "INSTALL_HINT",
+    "PASSWORD_PARAMS",
     "QUIET_ENV",
     "ExportReport",
+    "check_database",
     "check_sqlite",
+    "database_address",
+    "database_dialect",
     "export_folder",
     "hide_password",
     "import_mlflow",
     "missing_module",
     "sqlite_path",
+    "unreachable_database",
 ]
