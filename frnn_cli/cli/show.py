@@ -116,46 +116,29 @@ def _plain_width(markup: str) -> int:
     return max(cell_len(line) for line in Text.from_markup(markup).plain.split("\n"))
 
 
-def _word_width(markup: str) -> int:
-    """Cells of the longest word (run of non-spaces) of ``markup`` without its tags."""
-    return max((cell_len(word) for word in Text.from_markup(markup).plain.split()), default=0)
-
-
-def _wrapped_width(markup: str, width: int) -> int:
-    """Cells of the widest line of ``markup`` (without tags) wrapped at spaces into ``width``."""
-    widest = 0
-    for line in Text.from_markup(markup).plain.split("\n"):
-        used = 0
-        for word in line.split():
-            used = used + 1 + cell_len(word) if used and used + 1 + cell_len(word) <= width else cell_len(word)
-            widest = max(widest, used)
-    return widest
-
-
 class FittedTable:
     """A table that lays itself out for the width it is printed at, never squeezing its key columns.
 
-    Rich fits a table that is too wide by shrinking all its columns alike, so at 80 terminal
-    columns the sweep table's T column came out empty and lr as "2…". This renderable picks,
-    for the width it is given:
+    Rich fits a table that is too wide by shrinking the columns that may wrap, and only when
+    none may, every column alike -- which, with every column ``no_wrap``, left the sweep
+    table's T column empty at 80 terminal columns and lr as "2…". This renderable prints:
 
-    1. the full table, every cell on one line, when it fits;
-    2. else the narrow form: narrow headers, narrow cells (per-seed values separated by
-       spaces), and the columns marked ``fold`` narrowed -- the widest first, never below their
-       longest word -- so that their cells and headers wrap at spaces; every other column keeps
-       its full width;
-    3. else, when even that does not fit, the plain lines a log gets (they lose nothing and
-       wrap at words).
+    1. the full table (a box, every cell on one line) when it fits;
+    2. else the narrow form: no vertical lines, narrow headers and cells (per-seed values
+       separated by spaces), the columns marked ``fold`` free to wrap and every other one
+       held at its full width (``min_width``), so that Rich's own fitting wraps only the
+       folded ones;
+    3. else, when even the key columns do not fit, the plain lines a log gets.
 
     Parameters
     ----------
     columns : list of Column
     rows : list of list of str
         The cells (Rich markup) of the full table.
-    narrow_rows : list of list of str, optional
-        The cells of the narrow form (default: ``rows``).
     lines : list of str
         The plain-line form (:func:`print_table`'s ``lines``).
+    narrow_rows : list of list of str, optional
+        The cells of the narrow form (default: ``rows``).
     title, caption : str, optional
     """
 
@@ -166,78 +149,33 @@ class FittedTable:
         self.narrow_rows = narrow_rows if narrow_rows is not None else rows
         self.title, self.caption = title, caption
 
-    def _extra(self, narrow: bool) -> int:
-        """Cells the table adds to its columns' widths: a box with one space of padding each
-        side (full form), or one space after every column and one between columns (narrow
-        form: no vertical lines)."""
-        n = len(self.columns)
-        return 2 * n - 1 if narrow else 3 * n + 1
-
-    def widths(self, width: int, narrow: bool) -> list[int] | None:
-        """Each column's width (without padding) in the full or the narrow form at ``width``
-        terminal cells, or None when that form does not fit.
-
-        In the narrow form a folded column first lets its header wrap (down to the width of
-        its cells), and only then its cells (down to their longest word), the widest column
-        first at each stage.
-        """
+    def _table(self, narrow: bool) -> Table:
         rows = self.narrow_rows if narrow else self.rows
-        headers = [(c.narrow_header or c.header) if narrow else c.header for c in self.columns]
-        cells = [max((_plain_width(r[j]) for r in rows), default=0) for j in range(len(headers))]
-        full = [max(_plain_width(h), c) for h, c in zip(headers, cells)]
-        folds = [narrow and c.fold for c in self.columns]
-        head_word = [_word_width(h) for h in headers]
-        one_line = [max(head_word[j], cells[j], 1) if folds[j] else full[j] for j in range(len(full))]
-        least = [max([head_word[j], *(_word_width(r[j]) for r in rows), 1]) if folds[j] else full[j]
-                 for j in range(len(full))]
-        if sum(least) + self._extra(narrow) > width:
-            return None
-        out = list(full)
-        excess = sum(out) + self._extra(narrow) - width
-        for floor in (one_line, least):  # headers wrap first, then cells
-            while excess > 0 and any(out[j] > floor[j] for j in range(len(out))):
-                j = max((j for j in range(len(out)) if out[j] > floor[j]), key=lambda j: out[j])
-                out[j] -= 1  # one cell at a time from the widest column that may still fold
-                excess -= 1
-        # A column narrowed below its cells may wrap them narrower still ("1.00 1.00" in 8
-        # cells takes 4); give what it does not use to the columns that could then keep
-        # their cells on one line, the closest first.
-        for j in range(len(out)):
-            if out[j] < one_line[j]:
-                out[j] = max(1, *(_wrapped_width(text, out[j]) for text in [headers[j], *(r[j] for r in rows)]))
-        spare = width - sum(out) - self._extra(narrow)
-        for j in sorted((j for j in range(len(out)) if out[j] < one_line[j]), key=lambda j: one_line[j] - out[j]):
-            if one_line[j] - out[j] <= spare:
-                spare -= one_line[j] - out[j]
-                out[j] = one_line[j]
-        return out
-
-    def table(self, width: int) -> Table | None:
-        """The Rich table laid out for ``width`` terminal cells (full, else narrow), or None
-        when neither form fits."""
-        for narrow in (False, True):
-            widths = self.widths(width, narrow)
-            if widths is None:
-                continue
-            if narrow:
-                table = Table(title=self.title, caption=self.caption, box=box.SIMPLE_HEAD, show_edge=False,
-                              padding=(0, 1, 0, 0))
-            else:
-                table = Table(title=self.title, caption=self.caption)
-            for c, w in zip(self.columns, widths):
-                table.add_column((c.narrow_header or c.header) if narrow else c.header, justify=c.justify, width=w,
-                                 no_wrap=not (narrow and c.fold), overflow="fold")
-            for row in self.narrow_rows if narrow else self.rows:
-                table.add_row(*row)
-            return table
-        return None
+        if narrow:
+            table = Table(title=self.title, caption=self.caption, box=box.SIMPLE_HEAD, show_edge=False,
+                          padding=(0, 1, 0, 0))
+        else:
+            table = Table(title=self.title, caption=self.caption)
+        for j, c in enumerate(self.columns):
+            header = (c.narrow_header or c.header) if narrow else c.header
+            fold = narrow and c.fold
+            full = max([_plain_width(header), *(_plain_width(r[j]) for r in rows)])
+            table.add_column(header, justify=c.justify, no_wrap=not fold, min_width=None if fold else full)
+        for row in rows:
+            table.add_row(*row)
+        return table
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        table = self.table(options.max_width)
-        if table is not None:
-            yield table
-        else:
-            yield from (Text(line) for line in self.lines)
+        width = options.max_width
+        for narrow in (False, True):
+            table = self._table(narrow)
+            # Rich's measure of a table: its width with every cell on one line (maximum), and
+            # with the wrapping columns at their longest word, the others whole (minimum).
+            need = table.__rich_measure__(console, options.update(width=10**6))
+            if (need.minimum if narrow else need.maximum) <= width:
+                yield table
+                return
+        yield from (Text(line) for line in self.lines)
 
 
 # ---------------------------------------------------------------------------------------
