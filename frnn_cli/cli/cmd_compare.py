@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from frnn_cli.cli import streams
 from frnn_cli.cli.common import EXECUTOR_HELP, SCHEDULER_HELP, console, err_console, folder_name, new_run_dir
-from frnn_cli.cli.show import compare_lines, compare_table, fmt, print_table
+from frnn_cli.cli.show import compare_table, fmt, print_table
 from frnn_cli.errors import BadInput, ExperimentFailed
 from frnn_cli.experiment import compare, execute
 from frnn_cli.experiment.plan import check_memory
@@ -117,7 +117,7 @@ def compare_cmd(
 
     sweeps = {r.name: json.loads((compare.recipe_dir(folder, r.name) / "summary.json").read_text()) for r in spec.recipes}
     names = [r.name for r in spec.recipes]
-    print_table(console, compare_table(names, spec.T, summary, sweeps), compare_lines(names, spec.T, summary, sweeps))
+    print_table(console, compare_table(names, spec.T, summary, sweeps))
     jobs = summary["jobs"]
     console.print(f"{jobs['run']} of {jobs['all']} jobs run, {jobs['skipped']} skipped ({summary['saved_by_skip']:.0%} "
                   f"saved by the skip rule); wall time {summary['seconds']:.0f} s", highlight=False)

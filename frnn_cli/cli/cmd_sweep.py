@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from frnn_cli.experiment import execute, plan, sweep
 from frnn_cli.cli import streams
 from frnn_cli.cli.common import EXECUTOR_HELP, SCHEDULER_HELP, console, err_console, folder_name, new_run_dir
-from frnn_cli.cli.show import answer_lines, print_table, sweep_lines, sweep_table
+from frnn_cli.cli.show import answer_lines, print_table, sweep_table
 from frnn_cli.errors import BadInput, ExperimentFailed
 
 
@@ -112,7 +112,7 @@ def sweep_cmd(
             err_console.print(f"interrupted: finished jobs are kept; to finish: frnn sweep --resume {sweep_dir}", soft_wrap=True)
             raise
 
-    print_table(console, sweep_table(summary), sweep_lines(summary))
+    print_table(console, sweep_table(summary))
     for line in answer_lines(summary):
         console.print(line)
     console.print(f"{summary['n_diverged']} diverged jobs, {summary['n_failed']} failed; wall time {summary['seconds']:.1f} s")

@@ -14,7 +14,7 @@ from typing import Any
 
 from rich import box
 from rich.cells import cell_len
-from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 from rich.text import Text
 
@@ -67,22 +67,19 @@ def compact(values: list[Any]) -> str:
     return ", ".join(out)
 
 
-def print_table(console: Console, table: RenderableType, lines: list[str]) -> None:
-    """Print ``table`` on a terminal, else ``lines`` as plain text (a log keeps no box drawing).
+def print_table(console: Console, table: FittedTable) -> None:
+    """Print ``table`` on a terminal, else its plain lines (a log keeps no box drawing).
 
     Parameters
     ----------
     console : rich.console.Console
         Where to print; ``console.is_terminal`` decides the form.
-    table : rich renderable
-        The form for a terminal (a :class:`FittedTable` or a Rich table).
-    lines : list of str
-        The same content without markup, one line per table row plus its title and legend.
+    table : FittedTable
     """
     if console.is_terminal:
         console.print(table)
     else:
-        for line in lines:
+        for line in table.lines:
             console.print(line, markup=False, highlight=False)
 
 
