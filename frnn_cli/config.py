@@ -494,6 +494,13 @@ IDLE_WITH = {
 }
 
 
+def decider(key: str) -> str | None:
+    """The key that decides whether ``key`` is used (model, optimizer or init), or None for a
+    key every run uses."""
+    rule = ACTS_ONLY_WITH.get(key) or IDLE_WITH.get(key)
+    return rule[0] if rule else None
+
+
 def unused_by(key: str, decider_values: list[Any]) -> list[Any]:
     """The values of ``key``'s deciding key (see :data:`ACTS_ONLY_WITH`, :data:`IDLE_WITH`)
     among ``decider_values`` under which ``key`` does nothing; [] for a key always used."""
@@ -522,17 +529,15 @@ def ignored_keys(given: Any, settings: dict[str, list[Any]]) -> list[str]:
     """
     notes = []
     for key in sorted(set(given)):
+        used = settings.get(decider(key) or "", [])
+        if not used or unused_by(key, used) != used:  # some run uses it
+            continue
+        here = f"{decider(key)}={','.join(map(str, used))}"
         if key in ACTS_ONLY_WITH:
-            decider, values = ACTS_ONLY_WITH[key]
-            used = settings.get(decider, [])
-            if used and not any(v in values for v in used):
-                notes.append(f"{key} is ignored: it acts only with {decider}={'/'.join(values)}, and "
-                             f"{decider}={','.join(map(str, used))} here")
-        elif key in IDLE_WITH:
-            decider, values = IDLE_WITH[key]
-            used = settings.get(decider, [])
-            if used and all(v in values for v in used):
-                notes.append(f"{key} is ignored: {decider}={','.join(map(str, used))} does not use it")
+            notes.append(f"{key} is ignored: it acts only with {decider(key)}={'/'.join(ACTS_ONLY_WITH[key][1])}, "
+                         f"and {here} here")
+        else:
+            notes.append(f"{key} is ignored: {here} does not use it")
     return notes
 
 

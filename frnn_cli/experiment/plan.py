@@ -123,10 +123,9 @@ def check_no_idle_lists(base: Config, grid_: dict[str, list[Any]]) -> None:
     for key, values in grid_.items():
         if len(values) < 2:
             continue
-        rule = config.ACTS_ONLY_WITH.get(key) or config.IDLE_WITH.get(key)
-        if rule is None:
+        decider = config.decider(key)
+        if decider is None:
             continue
-        decider = rule[0]
         idle = config.unused_by(key, list(grid_.get(decider, [getattr(base, decider)])))
         if idle:
             raise BadInput(
