@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 
 from frnn_cli.cli import app
 from frnn_cli.export.folders import flatten_params
-from frnn_cli.export.mlflow_store import _one_line, export_folder, hide_password
+from frnn_cli.export.mlflow_store import _one_line, export_folder
+from frnn_cli.export.stores import hide_password
 
 TINY = ["steps=50", "eval_every=10", "n_val=64", "n_test=64", "--workers", "1", "--seeds", "2"]
 
