@@ -511,16 +511,35 @@ def unused_by(key: str, decider_values: list[Any]) -> list[Any]:
     return []
 
 
-def ignored_keys(given: Any, settings: dict[str, list[Any]]) -> list[str]:
+def given_keys(path: str | Path | None, overrides: list[str] | tuple[str, ...]) -> set[str]:
+    """The keys a user set: in the YAML file at ``path`` (a sweep file's ``sweep:`` grid
+    included; its ``seeds`` and ``axis`` are no config keys) and in ``key=value`` words.
+
+    Raises
+    ------
+    BadInput
+        As :func:`load_yaml` and :func:`parse_overrides`.
+    """
+    keys = set(parse_overrides(overrides))
+    if path is not None:
+        data = load_yaml(path)
+        keys |= {str(k) for k in data if k not in ("sweep", "seeds", "axis")}
+        keys |= {str(k) for k in (data.get("sweep") or {})}
+    return keys
+
+
+def ignored_keys(given: Any, base: Any, grid_: dict[str, list[Any]] | None = None) -> list[str]:
     """Notes for keys the user set that no run of theirs uses, e.g. ``forget_bias`` with model=rnn.
 
     Parameters
     ----------
     given : iterable of str
-        The keys the user set (in a file or on the command line).
-    settings : dict key -> list of values
-        Every value each deciding key (model, optimizer, init) takes in the runs: one value
-        for a train run, the grid's values for a sweep.
+        The keys the user set (:func:`given_keys`).
+    base : Config
+        The runs' settings (a train run's config, a sweep's base).
+    grid_ : dict key -> list of values, optional
+        A sweep's grid: a deciding key (model, optimizer, init) listed there takes each of
+        its values in some run.
 
     Returns
     -------
@@ -529,7 +548,8 @@ def ignored_keys(given: Any, settings: dict[str, list[Any]]) -> list[str]:
     """
     notes = []
     for key in sorted(set(given)):
-        used = settings.get(decider(key) or "", [])
+        d = decider(key)
+        used = list((grid_ or {}).get(d, [getattr(base, d)])) if d else []
         if not used or unused_by(key, used) != used:  # some run uses it
             continue
         here = f"{decider(key)}={','.join(map(str, used))}"

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from frnn_cli import config
 from frnn_cli.experiment import execute, plan, sweep
 from frnn_cli.cli import streams
 from frnn_cli.cli.common import EXECUTOR_HELP, SCHEDULER_HELP, console, err_console, folder_name, new_run_dir
@@ -57,7 +58,7 @@ def sweep_cmd(
         spec = plan.check_resume(stored, requested)
     else:
         spec = plan.resolve_spec(config_file, words, axis, seeds)
-        for note in plan.ignored_key_notes(spec, config_file, words):
+        for note in config.ignored_keys(config.given_keys(config_file, words), spec.base, spec.grid):
             err_console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     jobs = plan.plan(spec)
     if scheduler is None:  # a remote cluster's memory is not this machine's

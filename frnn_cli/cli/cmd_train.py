@@ -124,10 +124,7 @@ def train(
     Example: frnn train --config configs/default.yaml T=2 lr=1
     """
     cfg = config.load_config(config_file, overrides or [], schema=config.Config)
-    given = set(config.parse_overrides(overrides or []))
-    if config_file is not None:
-        given |= {str(k) for k in config.load_yaml(config_file)}
-    for note in config.ignored_keys(given, {k: [getattr(cfg, k)] for k in ("model", "optimizer", "init")}):
+    for note in config.ignored_keys(config.given_keys(config_file, overrides or []), cfg):
         err_console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     check_config(cfg)
     check_fits(

@@ -90,24 +90,6 @@ def _split_sweep_keys(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, A
     return data, sweep_grid, data.pop("seeds", None), data.pop("axis", None)
 
 
-def ignored_key_notes(spec: SweepSpec, config_file: str | Path | None, words: list[str]) -> list[str]:
-    """Notes for keys the user set that none of the sweep's runs uses (see
-    :func:`frnn_cli.config.ignored_keys`), e.g. ``forget_bias`` when every job is an RNN.
-
-    Raises
-    ------
-    BadInput
-        As :func:`frnn_cli.config.load_yaml` (the file was read before, so not in practice).
-    """
-    given = {w.split("=", 1)[0] for w in words if "=" in w}
-    if config_file is not None:
-        data = config.load_yaml(config_file)
-        given |= {str(k) for k in data if k not in ("sweep", "seeds", "axis")}
-        given |= {str(k) for k in (data.get("sweep") or {})}
-    settings = {k: list(spec.grid.get(k, [getattr(spec.base, k)])) for k in ("model", "optimizer", "init")}
-    return config.ignored_keys(given, settings)
-
-
 def check_no_idle_lists(base: Config, grid_: dict[str, list[Any]]) -> None:
     """Refuse a list of values for a key that some of the jobs do not use.
 
