@@ -289,21 +289,19 @@ class RecurrentNetwork:
             raise RuntimeError("grad_check() needs a forward() first")
         x, y = self._batch
         grads = self._analytic_gradients()
-        if self.dtype == np.float64:
-            try:
-                results = check_gradients(lambda: self.forward(x, y), self.params, grads, eps, thresh,
-                                          relative=relative)
-            finally:
-                self.forward(x, y)  # the perturbed forwards replaced the cache; rebuild it
-            return results, None
-        twin = self._float64_twin()
-        x64, y64 = x.astype(np.float64), y.astype(np.float64)
-        twin.forward(x64, y64)
-        grads64 = twin._analytic_gradients()
-        rounding = max(float(np.max(np.abs(np.asarray(grads[n], np.float64) - grads64[n]), initial=0.0))
-                       for n in self.PARAM_NAMES)
-        results = check_gradients(lambda: twin.forward(x64, y64), twin.params, grads64, eps, thresh,
-                                  relative=relative)
+        rounding = None
+        net = self
+        if self.dtype != np.float64:  # the same backward on a float64 copy decides
+            net = self._float64_twin()
+            x, y = x.astype(np.float64), y.astype(np.float64)
+            net.forward(x, y)
+            own, grads = grads, net._analytic_gradients()
+            rounding = max(float(np.max(np.abs(np.asarray(own[n], np.float64) - grads[n]), initial=0.0))
+                           for n in self.PARAM_NAMES)
+        try:
+            results = check_gradients(lambda: net.forward(x, y), net.params, grads, eps, thresh, relative=relative)
+        finally:
+            net.forward(x, y)  # the perturbed forwards replaced the cache; rebuild it
         return results, rounding
 
     def grad_check(self, eps: float = 1e-7, thresh: float = 1e-7, relative: bool = False) -> list:
