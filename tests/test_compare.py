@@ -218,6 +218,13 @@ def test_resume_of_a_finished_compare_runs_nothing_and_gives_the_same_files(smal
     expect_exit(r, 0)
     assert "1 of 56 jobs not done" in r.stdout, _msg(r)  # (8 + 6 lr) x 2 T x 2 seeds
     assert (d / "compare.csv").read_text() == before
+    # Asking again for what was stored (2 seeds) is no change, though T and the recipes were
+    # not given (their defaults differ from the stored ones); 3 seeds is refused.
+    r = cli("compare", "--resume", str(d), "--seeds", "2", "--workers", "1")
+    expect_exit(r, 0)
+    r = cli("compare", "--resume", str(d), "--seeds", "3")
+    expect_exit(r, 2)
+    assert "--resume: seeds differs from the stored comparison" in r.stderr, _msg(r)
 
 
 def test_the_seconds_of_a_comparison_count_its_plots(small_compare, cli, tmp_path, monkeypatch):

@@ -177,7 +177,19 @@ def test_resume_refuses_a_different_grid(small_sweep, cli):
     _, d = small_sweep
     r = cli("sweep", "--resume", str(d), "T=1..3", "lr=1e-4,3", "--seeds", "2", *SMALL)
     assert r.exit_code == 2, _msg(r)
-    assert "the grid of T differs from the stored sweep" in r.stderr, _msg(r)
+    assert "--resume: T differs from the stored sweep (1,2 there, 1,2,3 now)" in r.stderr, _msg(r)
+
+
+def test_resume_compares_only_what_was_asked(small_sweep, cli):
+    # The stored sweep: T=1,2, lr=1e-4,3, 2 seeds. --seeds 2 alone is no change (the defaults
+    # T=1..20 and the default lr grid were not asked for); lr=1 is a change, named with both values.
+    _, d = small_sweep
+    r = cli("sweep", "--resume", str(d), "--seeds", "2", "--workers", "1")
+    assert r.exit_code == 0, _msg(r)
+    r = cli("sweep", "--resume", str(d), "lr=1", "--seeds", "2")
+    assert r.exit_code == 2 and "--resume: lr differs from the stored sweep (0.0001,3 there, 1 now)" in r.stderr, _msg(r)
+    r = cli("sweep", "--resume", str(d), "--seeds", "3")
+    assert r.exit_code == 2 and "--resume: seeds differs from the stored sweep (2 there, 3 now)" in r.stderr, _msg(r)
 
 
 @pytest.mark.parametrize(

@@ -55,7 +55,11 @@ def compare_cmd(
         stored = compare.load_spec(resume)
         asked = words or names is not None or recipes_file is not None or seeds is not None or no_skip
         requested = compare.resolve_spec(words, names, recipes_file, seeds, not no_skip) if asked else None
-        spec = compare.check_resume(stored, requested)
+        given = {w.split("=", 1)[0] for w in words if "=" in w}
+        asked = ({"T"} & given) | ({"overrides"} if given - {"T"} else set()) | {
+            part for part, set_ in (("seeds", seeds is not None), ("skip", no_skip),
+                                    ("recipes", names is not None or recipes_file is not None)) if set_}
+        spec = compare.check_resume(stored, requested, asked)
     else:
         spec = compare.resolve_spec(words, names, recipes_file, seeds, not no_skip)
     folder_for_plan = resume if resume is not None else Path(runs_dir or ".")

@@ -55,7 +55,8 @@ def sweep_cmd(
             raise BadInput(f"--resume: {str(resume)!r} is a file; expected a sweep folder")
         stored = plan.load_spec(resume)
         requested = plan.resolve_spec(config_file, words, axis, seeds) if (words or config_file or axis or seeds) else None
-        spec = plan.check_resume(stored, requested)
+        asked = config.given_keys(config_file, words) | {k for k, v in (("seeds", seeds), ("axis", axis)) if v is not None}
+        spec = plan.check_resume(stored, requested, asked)
     else:
         spec = plan.resolve_spec(config_file, words, axis, seeds)
         for note in config.ignored_keys(config.given_keys(config_file, words), spec.base, spec.grid):

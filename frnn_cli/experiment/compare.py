@@ -174,19 +174,31 @@ def load_spec(folder: Path) -> CompareSpec:
     return spec_from_dict(config.load_yaml(path), str(path))
 
 
-def check_resume(stored: CompareSpec, requested: CompareSpec | None) -> CompareSpec:
-    """The spec to resume with: the stored one, after checking it equals a requested one.
+def check_resume(stored: CompareSpec, requested: CompareSpec | None, asked: set[str] | None = None) -> CompareSpec:
+    """The spec to resume with: the stored one, after checking that what the user asked for
+    again agrees with it.
+
+    Parameters
+    ----------
+    stored : CompareSpec, from the compare folder
+    requested : CompareSpec or None (None: nothing asked, resume as stored)
+    asked : set of str, optional
+        The parts the command line set: "T", "seeds", "skip", "recipes" and "overrides" (of
+        the latter only the keys it gives are compared). The rest of ``requested`` holds
+        defaults the user never gave. None compares everything.
 
     Raises
     ------
     BadInput
-        If a requested spec differs (names the first differing part).
+        If an asked part differs (names the first differing part).
     """
     if requested is None:
         return stored
     a, b = stored.to_dict(), requested.to_dict()
+    if asked is not None and "overrides" in asked:  # the keys given now, not every stored one
+        a["overrides"] = {k: a["overrides"].get(k) for k in b["overrides"]}
     for key in ("T", "seeds", "skip", "overrides", "recipes"):
-        if a[key] != b[key]:
+        if (asked is None or key in asked) and a[key] != b[key]:
             raise BadInput(f"--resume: {key} differs from the stored comparison; give --resume DIR alone to finish it as it was")
     return stored
 

@@ -111,7 +111,7 @@ def check_no_idle_lists(base: Config, grid_: dict[str, list[Any]]) -> None:
         idle = config.unused_by(key, list(grid_.get(decider, [getattr(base, decider)])))
         if idle:
             raise BadInput(
-                f"{key}={','.join(f'{v:g}' if isinstance(v, float) else str(v) for v in values)}: "
+                f"{key}={compact_values(values)}: "
                 f"{decider}={idle[0]} does not use {key}, so its jobs would "
                 f"repeat once per {key} value; give one {key} value, or run {decider}={idle[0]} on its own "
                 f"(frnn compare runs settings with different grids side by side)"
@@ -291,27 +291,50 @@ def dump_spec(spec: SweepSpec) -> str:
     return yaml.safe_dump(spec.to_dict(), sort_keys=False, default_flow_style=None)
 
 
-def check_resume(stored: SweepSpec, requested: SweepSpec | None) -> SweepSpec:
-    """The spec to resume with: the stored one, after checking it equals the requested one.
+def check_resume(stored: SweepSpec, requested: SweepSpec | None, asked: set[str] | None = None) -> SweepSpec:
+    """The spec to resume with: the stored one, after checking that what the user asked for
+    again agrees with it.
+
+    Parameters
+    ----------
+    stored : SweepSpec, from the sweep folder
+    requested : SweepSpec or None
+        The spec of this command line (None: nothing asked, resume as stored).
+    asked : set of str, optional
+        What the command line set: config keys (:func:`frnn_cli.config.given_keys`), and
+        "seeds" / "axis" for ``--seeds`` / ``--axis``. Only these are compared -- the rest of
+        ``requested`` holds defaults the user never gave (T=1..20, the default lr grid), which
+        need not match. None compares everything.
 
     Raises
     ------
     BadInput
-        If a requested spec is given and differs (names the first differing key).
+        If an asked key differs (names the first, with both values).
     """
     if requested is None:
         return stored
-    a, b = stored.to_dict(), requested.to_dict()
-    ga, gb = a.pop("sweep"), b.pop("sweep")
-    diffs = [(f"the grid of {k}", ga.get(k), gb.get(k)) for k in [*ga, *(k for k in gb if k not in ga)] if ga.get(k) != gb.get(k)]
-    diffs += [(k, a.get(k), b.get(k)) for k in a if a.get(k) != b.get(k)]
-    if diffs:
-        what, there, now = diffs[0]
-        raise BadInput(
-            f"--resume: {what} differs from the stored sweep ({there!r} there, {now!r} now); "
-            "give --resume DIR alone to finish it as it was"
-        )
+
+    def values(spec: SweepSpec, key: str) -> list[Any]:
+        if key == "seeds":
+            return [spec.seeds]
+        if key == "axis":
+            return [spec.axis]
+        return list(spec.grid.get(key, [getattr(spec.base, key)]))
+
+    keys = sorted(asked) if asked is not None else ["seeds", "axis", *config.field_names(Config)]
+    for key in keys:
+        there, now = values(stored, key), values(requested, key)
+        if there != now:
+            raise BadInput(
+                f"--resume: {key} differs from the stored sweep ({compact_values(there)} there, "
+                f"{compact_values(now)} now); give --resume DIR alone to finish it as it was"
+            )
     return stored
+
+
+def compact_values(values: list[Any]) -> str:
+    """Values as a sweep grid writes them: "1,2,3", "0.1,0.3" (floats in %g)."""
+    return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
 
 
 def load_spec(sweep_dir: Path) -> SweepSpec:
