@@ -348,6 +348,8 @@ def open_port():
     "make_uri, folder, expected",
     [
         (lambda tmp, port: "nonsense://x", "sweep", "MLflow has no store for this kind of URI"),
+        (lambda tmp, port: "mlflow.db", "sweep",
+         "a folder or file path, not a store URI; for an SQLite file give sqlite:///mlflow.db"),
         (lambda tmp, port: f"sqlite:///{tmp / 'a_file' / 'sub' / 'm.db'}", "sweep",
          "a parent of the database path, is a file, not a folder"),
         (lambda tmp, port: f"sqlite:///{tmp / 'a_file'}", "sweep", "file is not a database"),
@@ -365,7 +367,7 @@ def open_port():
         (lambda tmp, port: "mysql+pymysql://127.0.0.1:1/db?PWD=Secret42&user=u&passwd=Secret42", "sweep",
          "'mysql+pymysql://127.0.0.1:1/db?PWD=***&user=u&passwd=***': cannot connect"),
     ],
-    ids=["unknown-scheme", "sqlite-under-a-file", "not-a-database", "in-memory", "not-a-run-folder", "missing-folder",
+    ids=["unknown-scheme", "bare-path", "sqlite-under-a-file", "not-a-database", "in-memory", "not-a-run-folder", "missing-folder",
          "vanishing-folder", "postgres-driver-missing", "bad-port", "password-hidden", "query-password-hidden",
          "query-passwd-pwd-hidden"],
 )

@@ -135,7 +135,10 @@ def test_vanishing_puts_a_trained_rnn_beside_a_trained_lstm(cli, tmp_path):
     assert [b["rnn_jacobian_norm_median"] for b in beside] == [o["jacobian_norm_median"] for o in own]
     assert json.loads((both / "meta.json").read_text())["rnn_run"] == str((tmp_path / "rnn").resolve())
     for args, fragment in ((["model=lstm", "--beside", str(tmp_path / "lstm")], "is a run of model=lstm"),
-                           (["--beside", str(tmp_path / "rnn")], "only with model=lstm"),
+                           (["--beside", str(tmp_path / "rnn")], "only beside an LSTM (it puts a trained RNN next "
+                                                                   "to it); give model=lstm"),
+                           (["--run", str(tmp_path / "rnn"), "--beside", str(tmp_path / "lstm")],
+                            "the network of --run is an RNN; --run takes the LSTM run and --beside the RNN run"),
                            (["model=lstm", "--beside", str(tmp_path / "nowhere")], "is not a folder")):
         r = cli("vanishing", "T=5", "n=2", *args, "--runs-dir", str(tmp_path / "bad"))
         expect_exit(r, 2)

@@ -125,8 +125,11 @@ def _resolve(
     return cfg, params
 
 
-def _load_beside(beside: Path, cfg: VanishingConfig) -> tuple[dict[str, np.ndarray], int, str]:
+def _load_beside(beside: Path, cfg: VanishingConfig, from_run: bool) -> tuple[dict[str, np.ndarray], int, str]:
     """The trained RNN of ``--beside``: its weights (in ``cfg.dtype``), hidden size and a description.
+
+    ``from_run``: whether ``cfg`` comes from ``--run`` (then a model other than lstm means the
+    two folders were given the wrong way round).
 
     Raises
     ------
@@ -135,7 +138,9 @@ def _load_beside(beside: Path, cfg: VanishingConfig) -> tuple[dict[str, np.ndarr
         with a readable model.npz.
     """
     if cfg.model != "lstm":
-        raise BadInput(f"--beside: only with model=lstm (it puts a trained RNN beside the LSTM); got model={cfg.model}")
+        whose = "the network of --run is an RNN; --run takes the LSTM run and --beside the RNN run" if from_run else \
+            "give model=lstm"
+        raise BadInput(f"--beside: only beside an LSTM (it puts a trained RNN next to it); {whose}")
     what = "expected a train run folder of model=rnn with model.npz and config.yaml"
     if not beside.is_dir():
         raise BadInput(f"--beside: {str(beside)!r} is not a folder ({what})")
@@ -271,7 +276,7 @@ def vanishing(
     from frnn_cli.plots.vanishing import plot_vanishing, plot_vanishing_lstm  # matplotlib only when run
 
     cfg, params = _resolve(run, config_file, overrides or [], seed)
-    beside_params = _load_beside(beside, cfg) if beside is not None else None
+    beside_params = _load_beside(beside, cfg, run is not None) if beside is not None else None
     check_fits(vanishing_bytes(cfg.T, cfg.n, cfg.hidden * (2 if cfg.model == "lstm" else 1)),
                f"frnn vanishing with T={cfg.T}, n={cfg.n}, hidden={cfg.hidden}")
     init_ss, data_ss = np.random.SeedSequence(cfg.seed).spawn(2)

@@ -366,24 +366,33 @@ class _Exporter:
         return run_id
 
 
+#: The tracking URIs frnn export takes, for messages.
+EXPECTED_URIS = ("sqlite:///FILE (e.g. sqlite:///mlflow.db), http(s)://HOST:PORT of an MLflow server, or a database "
+                 "URI (postgresql://, mysql://, mssql://)")
+
+
 def _client(MlflowClient: Any, uri: str) -> Any:
     """``MlflowClient(uri)``, with a plain message for a URI scheme MLflow does not know.
 
     Raises
     ------
     BadInput
-        If MLflow has no store for the URI's scheme.
+        If MLflow has no store for the URI's scheme, or ``uri`` is a path (MLflow's file
+        store, in maintenance mode) rather than a URI.
     """
     from mlflow.tracking.registry import UnsupportedModelRegistryStoreURIException
 
+    if "://" not in uri or uri.startswith("file:"):
+        # MLflow reads a bare path as its file store, which it keeps only in maintenance mode.
+        path = uri.removeprefix("file://").removeprefix("file:")
+        raise BadInput(f"--mlflow {uri!r}: a folder or file path, not a store URI; for an SQLite file give "
+                       f"sqlite:///{path}, else {EXPECTED_URIS}")
     try:
         return MlflowClient(tracking_uri=uri)
     except UnsupportedModelRegistryStoreURIException:
         # MLflow words this as "model registry functionality is unavailable", which is true
         # but not the point: the tracking store cannot be reached through this URI either.
-        raise BadInput(f"--mlflow {uri!r}: MLflow has no store for this kind of URI; expected sqlite:///FILE "
-                       "(e.g. sqlite:///mlflow.db), http(s)://HOST:PORT of an MLflow server, or a database URI "
-                       "(postgresql://, mysql://, mssql://)") from None
+        raise BadInput(f"--mlflow {uri!r}: MLflow has no store for this kind of URI; expected {EXPECTED_URIS}") from None
 
 
 def _experiment(client: Any, name: str, uri: str, db: Path | None) -> str:
