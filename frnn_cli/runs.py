@@ -505,10 +505,14 @@ def run_train_job(cfg, run_dir: str | Path, plots: bool = True, argv: list[str] 
             (run_dir / "plots").mkdir(exist_ok=True)
             rows = [r.as_dict() for r in result.history]
             title = describe(cfg)
+            # Random guessing counts trials, and tests the network of one trial, not a checkpoint.
+            axis = {} if result.trial is None else {"x_label": "trials drawn"}
+            best = {} if result.trial is None else {"best_label": f"network tested (trial {result.trial + 1})"}
+            best_step = result.best_step if result.trial is None else result.trial + 1
             plotting.plot_learning_curves(rows, run_dir / "plots" / "learning_curves.png", title,
-                                          best_step=result.best_step, test_accuracy=result.test.accuracy,
-                                          verdict=result.test.verdict)
-            plotting.plot_gradient_norms(rows, run_dir / "plots" / "gradient_norms.png", title, cfg.T)
+                                          best_step=best_step, test_accuracy=result.test.accuracy,
+                                          verdict=result.test.verdict, **axis, **best)
+            plotting.plot_gradient_norms(rows, run_dir / "plots" / "gradient_norms.png", title, cfg.T, **axis)
         finish_meta(run_dir, meta, result.status)
         return summary
     except KeyboardInterrupt:

@@ -56,6 +56,8 @@ def learning_curves_figure(
     best_step: int | None = None,
     test_accuracy: float | None = None,
     verdict: str | None = None,
+    x_label: str = "training step (parameter updates)",
+    best_label: str | None = None,
 ) -> Figure:
     """The figure of :func:`plot_learning_curves`, not yet drawn to a file (same parameters but ``path``).
 
@@ -80,7 +82,7 @@ def learning_curves_figure(
     if best_step is not None:
         for ax in (ax_loss, ax_acc):
             ax.axvline(best_step, color="tab:green", ls=":", lw=1.5)
-        ax_acc.plot([], [], color="tab:green", ls=":", label=f"best validation checkpoint (step {best_step})")
+        ax_acc.plot([], [], color="tab:green", ls=":", label=best_label or f"best validation checkpoint (step {best_step})")
         if test_accuracy is not None:
             label = f"test accuracy of that checkpoint: {test_accuracy:.3f}"
             if verdict:
@@ -91,7 +93,7 @@ def learning_curves_figure(
     shown = [v for v in [*acc, test_accuracy] if v is not None and v == v]
     ax_acc.set_ylim(min([0.35, *(v - 0.05 for v in shown)]), 1.05)
     ax_acc.set_ylabel("accuracy (fraction correct)")
-    ax_acc.set_xlabel("training step (parameter updates)")
+    ax_acc.set_xlabel(x_label)
     ax_acc.grid(True, alpha=0.3)
     ax_acc.legend(fontsize=8, loc="best")
     return fig
@@ -104,6 +106,8 @@ def plot_learning_curves(
     best_step: int | None = None,
     test_accuracy: float | None = None,
     verdict: str | None = None,
+    x_label: str = "training step (parameter updates)",
+    best_label: str | None = None,
 ) -> Path:
     """Loss and accuracy against training step, with the chance levels: ``learning_curves.png``.
 
@@ -124,6 +128,9 @@ def plot_learning_curves(
         The best checkpoint's test accuracy (drawn as a star at ``best_step``).
     verdict : str, optional
         E.g. "better than chance at alpha=0.01" (shown in the legend).
+    x_label, best_label : str, optional
+        The x axis's name and the best line's legend entry (random guessing: "trials drawn",
+        "network tested (trial 34)"); default: training steps and the best checkpoint.
 
     Returns
     -------
@@ -134,7 +141,7 @@ def plot_learning_curves(
     OSError
         If the file cannot be written.
     """
-    fig = learning_curves_figure(history, title, best_step, test_accuracy, verdict)
+    fig = learning_curves_figure(history, title, best_step, test_accuracy, verdict, x_label, best_label)
     return _save(fig, path)
 
 
@@ -143,6 +150,7 @@ def plot_gradient_norms(
     path: str | Path,
     title: str,
     T: int,
+    x_label: str = "training step (parameter updates)",
 ) -> Path:
     """Gradient norms, ||R||_2 and the Jacobian norm against training step: ``gradient_norms.png``.
 
@@ -162,6 +170,8 @@ def plot_gradient_norms(
         The run's setting.
     T : int
         Sequence length (for the bound's exponent).
+    x_label : str, optional
+        The x axis's name (random guessing: "trials drawn").
 
     Returns
     -------
@@ -202,7 +212,7 @@ def plot_gradient_norms(
     ax_j.axhline(1.0, color="gray", ls="--", lw=1, label="1 (below: the gradient path vanishes)")
     ax_j.set_yscale("log")
     ax_j.set_ylabel("norm (dimensionless)")
-    ax_j.set_xlabel("training step (parameter updates)")
+    ax_j.set_xlabel(x_label)
     ax_j.grid(True, which="both", alpha=0.3)
     ax_j.legend(fontsize=8, loc="best", framealpha=0.6)
     return _save(fig, path)
